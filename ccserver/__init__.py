@@ -1,0 +1,1 @@
+"""ccserver: an open contact-center server for utility hotlines, on Asterisk."""

@@ -1,0 +1,1 @@
+"""Reference IVR flows (YAML) and their schema."""
