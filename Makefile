@@ -1,0 +1,47 @@
+# The two commands: `make demo` and `make test`. Both do all set-up first (Debian packages,
+# Asterisk 22 built into ~/.cache/ccserver, the virtualenv) and are quick the second time.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CCSERVER := $(VENV)/bin/ccserver
+
+.PHONY: setup system asterisk venv demo test test-unit test-integration lint stop status clean
+
+setup: system asterisk venv
+
+system:
+	@bash scripts/setup-system.sh
+
+asterisk: system
+	@bash deploy/asterisk/build.sh
+
+venv: system
+	@bash scripts/setup-venv.sh
+
+demo: setup
+	@$(CCSERVER) demo
+
+# The whole suite: unit, property and integration tests (real Asterisk, Redis, SIPp).
+# The compiled acd_core router is required here, so a silent fall-back fails the run.
+test: setup
+	ACD_CORE_REQUIRE_EXTENSION=1 $(PY) -m pytest -m "not slow"
+
+test-unit: venv
+	$(PY) -m pytest -m "not integration and not slow"
+
+test-integration: setup
+	$(PY) -m pytest -m "integration and not slow"
+
+lint: venv
+	$(VENV)/bin/ruff check ccserver acd_core tests
+	$(VENV)/bin/ruff format --check ccserver acd_core tests
+	$(VENV)/bin/mypy
+
+stop:
+	@$(CCSERVER) stack down
+
+status:
+	@$(CCSERVER) stack status
+
+clean: stop
+	rm -rf var

@@ -1,0 +1,113 @@
+"""`ccserver serve`: the controller process — ARI, AMI, Redis and the call lifecycle wired
+together, plus a small HTTP server (`/healthz`) bound to the configured address.
+
+Everything started here has a matching close in `run()`'s `finally`, so SIGTERM leaves no
+task running and no half-written record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+from ccserver import secrets as secrets_mod
+from ccserver.calls import CallCenter
+from ccserver.config import Config
+from ccserver.logs import log
+from ccserver.store import Store
+from ccserver.telephony.ami import AmiClient, AmiEvent
+from ccserver.telephony.ari import AriClient, AriEvent
+
+logger = logging.getLogger("ccserver.controller")
+
+
+class Controller:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        secrets = secrets_mod.load(config.run_dir)
+        bind = config.stack.bind
+        self.store = Store(bind, config.redis.port)
+        trace = config.controller.ari_trace
+        self.ari = AriClient(
+            host=bind,
+            port=config.asterisk.http_port,
+            user=secrets.ari_user,
+            password=secrets.ari_password,
+            app=config.controller.app,
+            on_event=self._on_ari_event,
+            on_connected=self._on_ari_connected,
+            trace_file=Path(trace) if trace else None,
+        )
+        self.ami = AmiClient(
+            host=bind,
+            port=config.asterisk.ami_port,
+            user=secrets.ami_user,
+            secret=secrets.ami_secret,
+            on_event=self._on_ami_event,
+        )
+        self.calls = CallCenter(config, self.ari, self.store)
+
+    async def _on_ari_event(self, event: AriEvent) -> None:
+        await self.calls.on_event(event)
+
+    async def _on_ari_connected(self) -> None:
+        await self.calls.resync()
+
+    def _on_ami_event(self, event: AmiEvent) -> None:
+        log(logger, "ami.event", name=event.name, **_ami_fields(event))
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        body = {
+            "ari": self.ari.connected.is_set(),
+            "ami": self.ami.up,
+            "redis": await self.store.ping(),
+            "redis_failed_writes": self.store.failed_writes,
+            **self.calls.summary(),
+        }
+        return web.json_response(body)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.stack.bind, self.config.controller.http_port)
+        await site.start()
+        await self.ami.start()
+        await self.ari.start()
+        log(
+            logger,
+            "controller.started",
+            http=self.config.controller.http_port,
+            app=self.config.controller.app,
+        )
+        try:
+            await stop.wait()
+        finally:
+            log(logger, "controller.stopping")
+            await self.ari.close()
+            await self.ami.close()
+            self.calls.close()
+            await runner.cleanup()
+            await self.store.close()
+
+
+def _ami_fields(event: AmiEvent) -> dict[str, str]:
+    keep = ("AOR", "EndpointName", "ContactStatus", "Device", "State", "Status")
+    return {k.lower(): v for k, v in event.fields.items() if k in keep}
+
+
+def serve(config: Config) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Controller(config).run(stop)
+
+    asyncio.run(main())
+    return 0

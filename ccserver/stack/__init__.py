@@ -1,0 +1,203 @@
+"""`ccserver stack up|down|status`: the runtime stack, started by the project itself.
+
+`up` generates every config into the run dir, then starts Redis (own port, own dir, AOF),
+Asterisk (from the cached build, foreground, `maxcalls`) and the controller, waiting until
+each is healthy before starting the next. `down` stops exactly what `up` started, in
+reverse order. Tests start private stacks on their own ports and run dirs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ccserver import secrets as secrets_mod
+from ccserver.config import Config
+from ccserver.errors import StackError
+from ccserver.stack.procs import Proc, require, wait_until
+from ccserver.stack.render import AsteriskLayout, redis_conf, write_asterisk
+
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class PartStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+    detail: str
+
+    def line(self) -> str:
+        state = "up" if self.healthy else ("starting/unhealthy" if self.pid else "down")
+        pid = f"pid {self.pid}" if self.pid else "-"
+        return f"{self.name:<11} {state:<18} {pid:<10} {self.detail}"
+
+
+class Stack:
+    def __init__(self, config: Config, config_file: Path | None = None) -> None:
+        self.config = config
+        self.config_file = config_file.resolve() if config_file else None
+        self.run_dir = config.run_dir
+        self.layout = AsteriskLayout(self.run_dir / "asterisk")
+        self.redis = Proc("redis", self.run_dir, "redis-server")
+        self.asterisk = Proc("asterisk", self.run_dir, str(self.layout.conf))
+        self.controller = Proc("controller", self.run_dir, "ccserver")
+
+    # --- paths and clients ---------------------------------------------------------------
+    @property
+    def asterisk_bin(self) -> Path:
+        return self.config.asterisk.resolved_prefix() / "sbin" / "asterisk"
+
+    def asterisk_cli(self, command: str, timeout: float = 15.0) -> str:
+        """Run one Asterisk CLI command against this instance (`asterisk -rx`)."""
+        result = subprocess.run(
+            [str(self.asterisk_bin), "-C", str(self.layout.conf), "-rx", command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"asterisk -rx {command!r} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis(
+            host=self.config.stack.bind,
+            port=self.config.redis.port,
+            socket_timeout=2.0,
+            decode_responses=True,
+        )
+
+    def controller_health(self) -> dict[str, Any]:
+        url = f"http://{self.config.stack.bind}:{self.config.controller.http_port}/healthz"
+        with urllib.request.urlopen(url, timeout=2.0) as response:
+            data: dict[str, Any] = json.load(response)
+            return data
+
+    # --- up / down / status --------------------------------------------------------------
+    def up(self) -> list[PartStatus]:
+        self._preflight()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for sub in ("run", "log", "redis"):
+            (self.run_dir / sub).mkdir(exist_ok=True)
+        secrets = secrets_mod.load_or_create(self.run_dir, self.config.agents.ids)
+        write_asterisk(self.config, secrets, self.layout)
+        self._start_redis()
+        self._start_asterisk()
+        self._start_controller()
+        return self.status()
+
+    def down(self) -> list[str]:
+        stopped = []
+        if self.controller.stop(timeout=10.0):
+            stopped.append("controller")
+        if self.asterisk.pid() is not None:
+            stopped.append("asterisk")
+            # A clean shutdown first; the SIGTERM of stop() covers the case where it fails.
+            with contextlib.suppress(StackError, subprocess.TimeoutExpired):
+                self.asterisk_cli("core stop now", timeout=10.0)
+            self.asterisk.stop(timeout=15.0)
+        if self.redis.stop(timeout=10.0):
+            stopped.append("redis")
+        return stopped
+
+    def status(self) -> list[PartStatus]:
+        return [self._redis_status(), self._asterisk_status(), self._controller_status()]
+
+    # --- parts ---------------------------------------------------------------------------
+    def _preflight(self) -> None:
+        if not self.asterisk_bin.exists():
+            raise StackError(
+                f"no Asterisk at {self.asterisk_bin}; run `make setup` "
+                "(deploy/asterisk/build.sh) or set asterisk.prefix"
+            )
+        if shutil.which("redis-server") is None:
+            raise StackError("redis-server not found; run `make setup`")
+
+    def _start_redis(self) -> None:
+        if self.redis.pid() is not None:
+            return
+        conf = self.run_dir / "redis" / "redis.conf"
+        conf.write_text(redis_conf(self.config, self.run_dir / "redis"))
+        self.redis.start(["redis-server", str(conf)])
+        require(wait_until(self._redis_ok, START_TIMEOUT_S), self.redis, "PING")
+
+    def _redis_ok(self) -> bool:
+        try:
+            return bool(self.redis_client().ping())
+        except redis.RedisError:
+            return False
+
+    def _start_asterisk(self) -> None:
+        if self.asterisk.pid() is None:
+            self.asterisk.start([str(self.asterisk_bin), "-C", str(self.layout.conf), "-f", "-n"])
+        require(wait_until(self._asterisk_ok, START_TIMEOUT_S, 0.5), self.asterisk, "fully booted")
+
+    def _asterisk_ok(self) -> bool:
+        if self.asterisk.pid() is None:
+            raise StackError(f"asterisk exited during start:\n{self.asterisk.tail()}")
+        try:
+            return "fully booted" in self.asterisk_cli("core waitfullybooted", timeout=5.0).lower()
+        except (StackError, subprocess.TimeoutExpired):
+            return False
+
+    def _start_controller(self) -> None:
+        if self.controller.pid() is None:
+            env = dict(os.environ)
+            env["CCSERVER_STACK__RUN_DIR"] = str(self.run_dir)
+            argv = [sys.executable, "-m", "ccserver", "serve"]
+            if self.config_file is not None:
+                argv += ["--config", str(self.config_file)]
+            self.controller.start(argv, env=env)
+        require(wait_until(self._controller_ok, START_TIMEOUT_S, 0.2), self.controller, "/healthz")
+
+    def _controller_ok(self) -> bool:
+        if self.controller.pid() is None:
+            raise StackError(f"controller exited during start:\n{self.controller.tail()}")
+        try:
+            health = self.controller_health()
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        return bool(health.get("ari")) and bool(health.get("ami"))
+
+    def _redis_status(self) -> PartStatus:
+        ok = self.redis.pid() is not None and self._redis_ok()
+        detail = f"{self.config.stack.bind}:{self.config.redis.port} (AOF)"
+        return PartStatus("redis", self.redis.pid(), ok, detail)
+
+    def _asterisk_status(self) -> PartStatus:
+        pid = self.asterisk.pid()
+        ok = False
+        if pid is not None:
+            try:
+                ok = "fully booted" in self.asterisk_cli("core waitfullybooted", 5.0).lower()
+            except (StackError, subprocess.TimeoutExpired):
+                ok = False
+        a = self.config.asterisk
+        detail = f"SIP udp {a.sip_port}, ARI http {a.http_port}, AMI {a.ami_port}"
+        return PartStatus("asterisk", pid, ok, detail)
+
+    def _controller_status(self) -> PartStatus:
+        pid = self.controller.pid()
+        detail = f"http {self.config.controller.http_port}"
+        ok = False
+        if pid is not None:
+            try:
+                health = self.controller_health()
+                ok = bool(health.get("ari")) and bool(health.get("ami"))
+                detail += f", ari={health.get('ari')} ami={health.get('ami')}"
+            except (urllib.error.URLError, OSError, ValueError):
+                detail += ", not answering"
+        return PartStatus("controller", pid, ok, detail)

@@ -1,0 +1,192 @@
+"""Generate the run dir's configuration from the templates in `deploy/asterisk/templates/`.
+
+Templates use `{{name}}` placeholders (Asterisk's own `${VAR}` syntax must pass through
+untouched). An unknown placeholder is a bug in a template and fails loudly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccserver.config import Config
+from ccserver.errors import StackError
+from ccserver.secrets import Secrets
+
+_PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = REPO_ROOT / "deploy" / "asterisk" / "templates"
+ASTERISK_FILES = (
+    "asterisk.conf",
+    "modules.conf",
+    "logger.conf",
+    "http.conf",
+    "ari.conf",
+    "manager.conf",
+    "rtp.conf",
+    "musiconhold.conf",
+    "prometheus.conf",
+    "queues.conf",
+    "stasis.conf",
+    "pjsip.conf",
+    "extensions.conf",
+    "pjproject.conf",
+    "websocket_client.conf",
+    "res_http_media_cache.conf",
+    "cli_aliases.conf",
+)
+FALLBACK_TRIES = 3
+FALLBACK_WAIT_S = 5
+
+
+def fill(template: str, values: dict[str, str], name: str = "template") -> str:
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in values:
+            raise StackError(f"{name}: unknown placeholder {{{{{key}}}}}")
+        return values[key]
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+@dataclass(frozen=True)
+class AsteriskLayout:
+    """Where one self-contained Asterisk instance keeps its files inside the run dir."""
+
+    root: Path
+
+    @property
+    def etc(self) -> Path:
+        return self.root / "etc"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def lib(self) -> Path:
+        return self.root / "lib"
+
+    @property
+    def spool(self) -> Path:
+        return self.root / "spool"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def conf(self) -> Path:
+        return self.etc / "asterisk.conf"
+
+    def dirs(self) -> list[Path]:
+        return [
+            self.etc,
+            self.data,
+            self.lib / "keys",
+            self.spool / "recording",
+            self.spool / "monitor",
+            self.run,
+            self.log,
+        ]
+
+
+def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) -> dict[str, str]:
+    prefix = config.asterisk.resolved_prefix()
+    agent_part = (TEMPLATES / "agent.conf.part").read_text(encoding="utf-8")
+    agents = "".join(
+        fill(
+            agent_part,
+            {
+                "id": agent_id,
+                "contact": config.agents.contact(agent_id),
+                "password": secrets.agent_passwords[agent_id],
+            },
+            "agent.conf.part",
+        )
+        for agent_id in config.agents.ids
+    )
+    hotline = "\n".join(
+        f"exten => {number},1,Goto(ccserver-hotline,${{EXTEN}},1)"
+        for number in config.hotline.numbers
+    )
+    return {
+        "etc_dir": str(layout.etc),
+        "mod_dir": str(prefix / "lib" / "asterisk" / "modules"),
+        "lib_dir": str(layout.lib),
+        "data_dir": str(layout.data),
+        "spool_dir": str(layout.spool),
+        "ast_run_dir": str(layout.run),
+        "log_dir": str(layout.log),
+        "sbin_dir": str(prefix / "sbin"),
+        "maxcalls": str(config.asterisk.maxcalls),
+        "bind": config.stack.bind,
+        "sip_port": str(config.asterisk.sip_port),
+        "http_port": str(config.asterisk.http_port),
+        "ami_port": str(config.asterisk.ami_port),
+        "rtp_port_start": str(config.asterisk.rtp_port_start),
+        "rtp_port_end": str(config.asterisk.rtp_port_end),
+        "moh_dir": str(config.asterisk.moh_dir),
+        "ari_user": secrets.ari_user,
+        "ari_password": secrets.ari_password,
+        "ami_user": secrets.ami_user,
+        "ami_secret": secrets.ami_secret,
+        "caller_match": config.stack.bind,
+        "agent_endpoints": agents,
+        "hotline_extens": hotline,
+        "app": config.controller.app,
+        "fallback_tries": str(FALLBACK_TRIES),
+        "fallback_wait_s": str(FALLBACK_WAIT_S),
+    }
+
+
+def _link(link: Path, target: Path) -> None:
+    if link.is_symlink() and link.readlink() == target:
+        return
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target)
+
+
+def write_asterisk(config: Config, secrets: Secrets, layout: AsteriskLayout) -> None:
+    """Write every Asterisk config file (mode 0600: some hold secrets) and the data dir."""
+    for directory in layout.dirs():
+        directory.mkdir(parents=True, exist_ok=True)
+    values = asterisk_values(config, secrets, layout)
+    for name in ASTERISK_FILES:
+        text = fill((TEMPLATES / name).read_text(encoding="utf-8"), values, name)
+        target = layout.etc / name
+        target.write_text(text, encoding="utf-8")
+        target.chmod(0o600)
+    shipped = config.asterisk.resolved_prefix() / "var" / "lib" / "asterisk"
+    (layout.data / "sounds").mkdir(exist_ok=True)
+    _link(layout.data / "sounds" / "en", config.asterisk.sounds_dir)
+    _link(layout.data / "moh", config.asterisk.moh_dir)
+    for name in ("documentation", "rest-api", "static-http", "keys"):
+        if (shipped / name).exists():
+            _link(layout.data / name, shipped / name)
+    (layout.data / "agi-bin").mkdir(exist_ok=True)
+
+
+def redis_conf(config: Config, directory: Path) -> str:
+    """Our own Redis: own port, own dir, AOF on (everysec), loopback by default."""
+    return "\n".join(
+        [
+            f"bind {config.stack.bind}",
+            "protected-mode yes",
+            f"port {config.redis.port}",
+            f"dir {directory}",
+            "daemonize no",
+            "appendonly yes",
+            "appendfsync everysec",
+            'save ""',
+            "loglevel notice",
+            "logfile ''",
+            "",
+        ]
+    )
