@@ -239,3 +239,14 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
     except ValidationError as exc:
         origin = "environment (CCSERVER_*)" if overrides else str(file)
         raise ConfigError(_format_errors(exc, origin)) from None
+
+
+def load_effective(path: Path | str) -> Config:
+    """Read the frozen configuration `stack up` wrote into the run dir (config.json)."""
+    file = Path(path)
+    try:
+        return Config.model_validate_json(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot be read: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(file))) from None

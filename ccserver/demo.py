@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 from ccserver.config import Config
@@ -74,8 +73,8 @@ def report(records: list[dict[str, Any]], stats: sipp.SippStats) -> str:
     return "\n".join(lines)
 
 
-def run(config: Config, config_file: Path | None, calls: int, rate: float, talk_ms: int) -> int:
-    stack = Stack(config, config_file)
+def run(config: Config, calls: int, rate: float, talk_ms: int) -> int:
+    stack = Stack(config)
     print("starting the stack (Redis, Asterisk, controller)…")
     for part in stack.up():
         print("  " + part.line())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -45,9 +44,8 @@ class PartStatus:
 
 
 class Stack:
-    def __init__(self, config: Config, config_file: Path | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         self.config = config
-        self.config_file = config_file.resolve() if config_file else None
         self.run_dir = config.run_dir
         self.layout = AsteriskLayout(self.run_dir / "asterisk")
         self.redis = Proc("redis", self.run_dir, "redis-server")
@@ -55,6 +53,10 @@ class Stack:
         self.controller = Proc("controller", self.run_dir, "ccserver")
 
     # --- paths and clients ---------------------------------------------------------------
+    @property
+    def effective_config(self) -> Path:
+        return self.run_dir / "config.json"
+
     @property
     def asterisk_bin(self) -> Path:
         return self.config.asterisk.resolved_prefix() / "sbin" / "asterisk"
@@ -93,6 +95,8 @@ class Stack:
         for sub in ("run", "log", "redis"):
             (self.run_dir / sub).mkdir(exist_ok=True)
         secrets = secrets_mod.load_or_create(self.run_dir, self.config.agents.ids)
+        # The controller runs with exactly the configuration that rendered Asterisk's files.
+        self.effective_config.write_text(self.config.model_dump_json(indent=2))
         write_asterisk(self.config, secrets, self.layout)
         self._start_redis()
         self._start_asterisk()
@@ -155,12 +159,8 @@ class Stack:
 
     def _start_controller(self) -> None:
         if self.controller.pid() is None:
-            env = dict(os.environ)
-            env["CCSERVER_STACK__RUN_DIR"] = str(self.run_dir)
             argv = [sys.executable, "-m", "ccserver", "serve"]
-            if self.config_file is not None:
-                argv += ["--config", str(self.config_file)]
-            self.controller.start(argv, env=env)
+            self.controller.start([*argv, "--effective", str(self.effective_config)])
         require(wait_until(self._controller_ok, START_TIMEOUT_S, 0.2), self.controller, "/healthz")
 
     def _controller_ok(self) -> bool:

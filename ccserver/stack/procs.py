@@ -19,6 +19,10 @@ from pathlib import Path
 
 from ccserver.errors import StackError
 
+# Processes this interpreter started, kept so that they are reaped (and never garbage
+# collected while running); a later `ccserver` invocation finds them by pid file instead.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
 
 @dataclass(frozen=True)
 class Proc:
@@ -67,6 +71,7 @@ class Proc:
                 env=env,
                 cwd=self.run_dir,
             )
+        _children[proc.pid] = proc
         self.pid_file.write_text(f"{proc.pid}\n")
         # Until exec() is done /proc shows our own command line, not the program's.
         wait_until(lambda: self.pid() is not None or proc.poll() is not None, 5.0, 0.02)
@@ -97,13 +102,12 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 def _alive(pid: int) -> bool:
-    # Reap our own children so that they do not linger as zombies.
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
+    child = _children.get(pid)
+    if child is not None:  # our own child: poll() reaps it, so no zombie lingers
+        if child.poll() is None:
+            return True
+        del _children[pid]
+        return False
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:

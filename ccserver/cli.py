@@ -1,0 +1,122 @@
+"""The `ccserver` command line: one sub-command per concern, each registered by its module.
+
+A module that adds commands exposes `register(subparsers)`, adding parsers whose default
+`func(args) -> int` does the work. User errors (`CCServerError`) are printed as
+`error[slug]: message` with the error's exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ccserver import config as config_mod
+from ccserver.errors import CCServerError, InputError
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _load(args)
+    source = args.config or "defaults, ccserver.toml if present, CCSERVER_* environment"
+    if not config.is_loopback_only():
+        print(
+            f"warning: stack.bind = {config.stack.bind} is not a loopback address: "
+            "the stack will be reachable from other machines",
+            file=sys.stderr,
+        )
+    print(f"config ok ({source})")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ccserver import logs
+    from ccserver.controller import serve
+
+    config = config_mod.load_effective(args.effective) if args.effective else _load(args)
+    logs.setup(config.controller.log_format)
+    return serve(config)
+
+
+def _print_status(parts: Sequence[object]) -> None:
+    for part in parts:
+        print(part.line())  # type: ignore[attr-defined]
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from ccserver.stack import Stack
+
+    stack = Stack(_load(args))
+    if args.action == "up":
+        _print_status(stack.up())
+        print(f"run dir: {stack.run_dir} (logs in {stack.run_dir / 'log'})")
+        return 0
+    if args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    parts = stack.status()
+    _print_status(parts)
+    return 0 if all(p.healthy for p in parts) else 3
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ccserver import demo
+
+    if args.calls < 1 or args.rate <= 0 or args.talk < 0.5:
+        raise InputError("--calls ≥ 1, --rate > 0 and --talk ≥ 0.5 seconds, please")
+    return demo.run(_load(args), args.calls, args.rate, int(args.talk * 1000))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ccserver.workforce import cli as workforce_cli
+
+    parser = argparse.ArgumentParser(prog="ccserver", description=(__doc__ or "").splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config",
+            metavar="FILE",
+            help="TOML file (default: ./ccserver.toml if present, or $CCSERVER_CONFIG)",
+        )
+        return p
+
+    check = with_config(sub.add_parser("check-config", help="validate the configuration"))
+    check.set_defaults(func=cmd_check_config)
+    serve = with_config(sub.add_parser("serve", help="run the controller (the stack does this)"))
+    serve.add_argument(
+        "--effective",
+        metavar="FILE",
+        help="the run dir's config.json written by `stack up` (used by the stack)",
+    )
+    serve.set_defaults(func=cmd_serve)
+    stack = with_config(sub.add_parser("stack", help="start, stop or inspect the runtime stack"))
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=cmd_stack)
+    demo = with_config(sub.add_parser("demo", help="start the stack and place real SIPp calls"))
+    demo.add_argument("--calls", type=int, default=8, help="calls to place (default 8)")
+    demo.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
+    demo.add_argument("--talk", type=float, default=3.0, help="agent talk time, s (default 3)")
+    demo.set_defaults(func=cmd_demo)
+    workforce_cli.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CCServerError as exc:
+        print(f"error[{exc.slug}]: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Workforce planning: Erlang models, forecasting, staffing and the routing digital twin."""

@@ -1,0 +1,136 @@
+"""Private stacks for integration tests: real Redis, Asterisk, controller and SIPp.
+
+Each test module starts its own stack on free ports in its own run dir, so tests never
+touch a developer's `var/` stack and modules don't leak state into each other.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccserver import config as config_mod
+from ccserver.loadtest import sipp
+from ccserver.stack import Stack
+from ccserver.store import CALL_KEY, CALLS_KEY
+
+_rtp_block = count()
+
+
+def free_port() -> int:
+    """A port free for both TCP and UDP on 127.0.0.1 right now (from the ephemeral range,
+    so never inside the RTP blocks below)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+
+
+@dataclass
+class LiveStack:
+    """A started stack plus what a test needs to place calls against it."""
+
+    stack: Stack
+    work: Path
+    agent_ports: dict[str, int]
+    runs: count[int] = field(default_factory=lambda: count(1))
+
+    @property
+    def config(self) -> config_mod.Config:
+        return self.stack.config
+
+    def next_run(self) -> str:
+        return f"{int(time.time()) % 100000}{next(self.runs)}"
+
+    def caller(self, run: str, calls: int, rate: float = 5.0, limit: int = 50) -> sipp.Sipp:
+        return sipp.caller(
+            self.work,
+            target=f"127.0.0.1:{self.config.asterisk.sip_port}",
+            service=self.config.hotline.numbers[0],
+            run=run,
+            calls=calls,
+            rate=rate,
+            limit=limit,
+            local_port=free_port(),
+            media_port=free_port(),
+            name=f"callers-{run}",
+        )
+
+    def agents(self, pool: str, talk_ms: int, answer: bool = True) -> sipp.Sipp:
+        return sipp.agents(
+            self.work,
+            port=self.agent_ports[pool],
+            media_port=free_port(),
+            talk_ms=talk_ms,
+            answer=answer,
+            name=f"agents-{pool}-{talk_ms}",
+        )
+
+    def records(self, run: str, expected: int, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """This run's call records, waiting until `expected` of them have ended."""
+        client = self.stack.redis_client()
+        deadline = time.monotonic() + timeout
+        while True:
+            ids = [str(i) for i in client.lrange(CALLS_KEY, 0, -1)]
+            raw = client.mget([CALL_KEY.format(id=i) for i in ids]) if ids else []
+            mine = [
+                json.loads(r)
+                for r in raw
+                if r and json.loads(r).get("caller", "").startswith(f"c{run}-")
+            ]
+            ended = [r for r in mine if r.get("state") == "ended"]
+            if len(ended) >= expected or time.monotonic() > deadline:
+                return sorted(mine, key=lambda r: (r["arrived_at"], r["caller"]))
+            time.sleep(0.2)
+
+    def events(self, call_id: str) -> list[dict[str, str]]:
+        entries = self.stack.redis_client().xrange("ccserver:events")
+        return [fields for _, fields in entries if fields.get("call") == call_id]
+
+
+def start_stack(tmp: Path, pools: dict[str, list[str]], **controller: Any) -> Iterator[LiveStack]:
+    """Start a private stack whose agents are split into SIPp pools (one UAS port each)."""
+    ports = {pool: free_port() for pool in pools}
+    contacts = {
+        agent: f"sip:{agent}@127.0.0.1:{ports[pool]}"
+        for pool, members in pools.items()
+        for agent in members
+    }
+    rtp = 12000 + 400 * next(_rtp_block)  # clear of the default stack's 10000-10999
+    data: dict[str, Any] = {
+        "stack": {"run_dir": str(tmp / "run")},
+        "asterisk": {
+            "sip_port": free_port(),
+            "http_port": free_port(),
+            "ami_port": free_port(),
+            "rtp_port_start": rtp,
+            "rtp_port_end": rtp + 399,
+            "maxcalls": 300,
+        },
+        "redis": {"port": free_port()},
+        "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
+        "agents": {"ids": sorted(contacts), "contacts": contacts},
+    }
+    config = config_mod.Config.model_validate(data)
+    stack = Stack(config)
+    if not stack.asterisk_bin.exists():
+        pytest.fail(f"no Asterisk at {stack.asterisk_bin}: run `make setup` first")
+    try:
+        stack.up()
+        yield LiveStack(stack, tmp / "sipp", ports)
+    finally:
+        stack.down()
