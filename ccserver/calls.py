@@ -183,7 +183,8 @@ class CallCenter:
             log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
             if exc.status == 404:  # the caller is gone; ChannelDestroyed closes the call
                 return
-        call.state, call.queued_at = "waiting", time.time()
+        call.state = "waiting"
+        call.queued_at = call.queued_at or time.time()  # an adopted call keeps its own
         self.queue.append(call.id)
         log(logger, "call.queued", call=call.id, position=len(self.queue))
         await self.store.save_call(call.record())
@@ -403,12 +404,18 @@ class CallCenter:
         for bridge_id, bridge in by_id.items():
             if isinstance(bridge_id, str) and bridge_id.startswith(CALL_BRIDGE_PREFIX):
                 adopted += await self._adopt_talk(bridge_id, bridge, live)
-        waiting = sorted(
-            (c for c in live.values() if self._is_our_inbound(c) and c["id"] not in self.calls),
-            key=lambda c: (str(c.get("creationtime", "")), c["id"]),
-        )
-        for channel in waiting:
-            await self._adopt_waiting(channel)
+        waiting = [
+            await self._rebuild(channel)
+            for channel in live.values()
+            if self._is_our_inbound(channel) and channel["id"] not in self.calls
+        ]
+        for call in sorted(waiting, key=lambda c: (c.queued_at or c.arrived_at, c.id)):
+            if call.attempts and call.attempts[-1]["result"] == "ringing":
+                call.attempts[-1]["result"] = "interrupted"  # rang while we were away
+            call.agent = call.agent_channel = None
+            self.calls[call.id] = call
+            log(logger, "call.adopted", call=call.id, state="waiting")
+            await self._enqueue(call)
             adopted += 1
         for channel_id in live:
             if channel_id.startswith(AGENT_LEG_PREFIX) and channel_id not in self._legs:
@@ -429,18 +436,21 @@ class CallCenter:
             f"{self.config.controller.app},inbound"
         )
 
-    async def _adopt_waiting(self, channel: dict[str, Any]) -> None:
+    async def _rebuild(self, channel: dict[str, Any]) -> Call:
+        """A call found in Asterisk after a restart: its saved record where Redis has one
+        (arrival, queue entry, attempts survive), else what the channel itself says."""
+        saved = await self.store.load_call(channel["id"])
+        if saved is not None:
+            fields = {k: v for k, v in saved.items() if k in Call.__dataclass_fields__}
+            return Call(**{**fields, "state": "restored"})
         caller = channel.get("caller") or {}
         dnis = str((channel.get("dialplan") or {}).get("app_data", "")).split(",")[-1]
-        call = Call(
+        return Call(
             id=channel["id"],
             caller=str(caller.get("number", "")),
             dnis=dnis,
             arrived_at=_epoch(channel.get("creationtime")),
         )
-        self.calls[call.id] = call
-        log(logger, "call.adopted", call=call.id, state="waiting")
-        await self._enqueue(call)
 
     async def _adopt_talk(
         self, bridge_id: str, bridge: dict[str, Any], live: dict[str, Any]
@@ -459,17 +469,9 @@ class CallCenter:
         agent = self.roster.agents.get(agent_id)
         if agent is None or agent.state is not AgentState.READY:
             return 0
-        caller = live[call_id].get("caller") or {}
-        call = Call(
-            id=call_id,
-            caller=str(caller.get("number", "")),
-            dnis="",
-            arrived_at=_epoch(live[call_id].get("creationtime")),
-            state="connected",
-            agent=agent_id,
-            agent_channel=leg,
-            connected_at=time.time(),
-        )
+        call = await self._rebuild(live[call_id])
+        call.state, call.agent, call.agent_channel = "connected", agent_id, leg
+        call.connected_at = call.connected_at or time.time()
         self.calls[call_id] = call
         self._legs[leg] = call_id
         self.roster.ring(agent, call_id)

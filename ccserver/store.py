@@ -65,8 +65,15 @@ class Store:
             self._failed("add_event", exc, call=call_id)
 
     async def load_call(self, call_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(CALL_KEY.format(id=call_id))
-        return json.loads(raw) if raw else None
+        """The saved record, or None (also when Redis can't be read: the caller matters
+        more than the record)."""
+        try:
+            raw = await self.redis.get(CALL_KEY.format(id=call_id))
+            record = json.loads(raw) if raw else None
+        except (RedisError, ValueError) as exc:
+            log(logger, "store.read_failed", logging.WARNING, call=call_id, error=repr(exc)[:200])
+            return None
+        return record if isinstance(record, dict) else None
 
     def _failed(self, what: str, exc: Exception, **fields: Any) -> None:
         self.failed_writes += 1

@@ -106,3 +106,8 @@ def test_effective_config_round_trips(tmp_path: Path) -> None:
     frozen.write_text('{"redis": {"port": -1}}')
     with pytest.raises(ConfigError, match=r"redis\.port"):
         config.load_effective(frozen)
+
+
+def test_the_example_config_lists_exactly_the_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "ccserver.example.toml"
+    assert config.load(example, environ={}) == config.Config()
