@@ -64,6 +64,8 @@ class Controller:
         body = {
             "ari": self.ari.connected.is_set(),
             "ami": self.ami.up,
+            "ari_reconnects": self.ari.reconnects,
+            "ami_reconnects": self.ami.reconnects,
             "redis": await self.store.ping(),
             "redis_failed_writes": self.store.failed_writes,
             **self.calls.summary(),

@@ -107,7 +107,6 @@ class AriClient:
         self._trace_file = trace_file
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
-        self._ws: aiohttp.ClientWebSocketResponse | None = None
         self.connected = asyncio.Event()
         self.reconnects = 0
 
@@ -126,11 +125,6 @@ class AriClient:
         if self._session is not None:
             await self._session.close()
         self.connected.clear()
-
-    async def drop_websocket(self) -> None:
-        """Close the event websocket (the client reconnects and resynces by itself)."""
-        if self._ws is not None:
-            await self._ws.close()
 
     # --- REST ------------------------------------------------------------------------------
     async def request(
@@ -195,7 +189,6 @@ class AriClient:
         async with self._session.ws_connect(
             ws_url, params=params, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(ws_close=5)
         ) as ws:
-            self._ws = ws
             log(logger, "ari.link_up", app=self.app, reconnects=self.reconnects)
             self.connected.set()
             await self._on_connected()
@@ -207,7 +200,6 @@ class AriClient:
                         await self._dispatch(event)
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
-        self._ws = None
         log(logger, "ari.link_down", logging.WARNING, error="websocket closed")
 
     async def _dispatch(self, event: AriEvent) -> None:
