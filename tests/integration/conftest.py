@@ -6,6 +6,7 @@ touch a developer's `var/` stack and modules don't leak state into each other.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -79,6 +80,29 @@ class LiveStack:
             answer=answer,
             name=f"agents-{pool}-{talk_ms}",
         )
+
+    def place_calls(
+        self,
+        calls: int,
+        *,
+        talk_ms: int,
+        rate: float = 5.0,
+        limit: int = 50,
+        silent: str | None = None,
+        timeout: float = 60.0,
+    ) -> list[dict[str, Any]]:
+        """Place `calls` SIPp calls while the "answer" pool talks `talk_ms` per call (and
+        the pool `silent`, if named, never answers); check that SIPp saw every call succeed
+        and return the controller's records of this run."""
+        run = self.next_run()
+        with contextlib.ExitStack() as phones:
+            for pool, answer in (("answer", True), (silent, False)):
+                if pool is not None:
+                    uas = self.agents(pool, talk_ms=talk_ms, answer=answer).start()
+                    phones.callback(uas.stop)
+            stats = self.caller(run, calls, rate, limit).start().wait(timeout=timeout)
+        assert (stats.successful, stats.failed) == (calls, 0), self.work
+        return self.records(run, expected=calls)
 
     def records(self, run: str, expected: int, timeout: float = 15.0) -> list[dict[str, Any]]:
         """This run's call records, waiting until `expected` of them have ended."""

@@ -23,17 +23,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
 
 def test_twenty_calls_are_each_bridged_to_an_agent_and_completed(live: LiveStack) -> None:
-    run = live.next_run()
-    agents = live.agents("answer", talk_ms=2000).start()
-    try:
-        stats = live.caller(run, calls=20, rate=5, limit=10).start().wait(timeout=120)
-    finally:
-        agents.stop()
-    assert (stats.successful, stats.failed) == (20, 0)
-
-    records = live.records(run, expected=20)
+    records = live.place_calls(20, talk_ms=2000, rate=5, limit=10, timeout=120)
     assert len(records) == 20
-    assert sorted(r["caller"] for r in records) == sorted(f"c{run}-{n}" for n in range(1, 21))
+    run = records[0]["caller"].split("-")[0]
+    assert sorted(r["caller"] for r in records) == sorted(f"{run}-{n}" for n in range(1, 21))
     for record in records:
         assert record["outcome"] == "completed"
         assert record["hangup_by"] == "agent"
@@ -49,15 +42,8 @@ def test_twenty_calls_are_each_bridged_to_an_agent_and_completed(live: LiveStack
 def test_a_call_waits_while_every_agent_talks_and_connects_when_one_frees(
     live: LiveStack,
 ) -> None:
-    run = live.next_run()
-    agents = live.agents("answer", talk_ms=4000).start()
-    try:
-        # Six callers at once for five agents: the last one in must wait for a free agent.
-        stats = live.caller(run, calls=6, rate=50, limit=6).start().wait(timeout=60)
-    finally:
-        agents.stop()
-    assert (stats.successful, stats.failed) == (6, 0)
-    records = live.records(run, expected=6)
+    # Six callers at once for five agents: the last one in must wait for a free agent.
+    records = live.place_calls(6, talk_ms=4000, rate=50, limit=6)
     waits = sorted(r["wait_s"] for r in records)
     assert waits[-1] >= 3.0, waits  # waited roughly one talk time for an agent to free up
     assert all(w < 1.5 for w in waits[:-1]), waits

@@ -21,14 +21,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
 
 def _one_call_works(live: LiveStack) -> None:
-    run = live.next_run()
-    agents = live.agents("answer", talk_ms=500).start()
-    try:
-        stats = live.caller(run, calls=1).start().wait(timeout=60)
-    finally:
-        agents.stop()
-    assert (stats.successful, stats.failed) == (1, 0)
-    (record,) = live.records(run, expected=1)
+    (record,) = live.place_calls(1, talk_ms=500)
     assert record["outcome"] == "completed"
 
 

@@ -23,16 +23,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
 
 def test_an_unanswered_agent_is_skipped_and_the_call_goes_to_another(live: LiveStack) -> None:
-    run = live.next_run()
-    silent = live.agents("silent", talk_ms=1000, answer=False).start()
-    answering = live.agents("answer", talk_ms=1000).start()
-    try:
-        stats = live.caller(run, calls=1).start().wait(timeout=60)
-    finally:
-        answering.stop()
-        silent.stop()
-    assert (stats.successful, stats.failed) == (1, 0)
-    (record,) = live.records(run, expected=1)
+    (record,) = live.place_calls(1, talk_ms=1000, silent="silent")
     assert [(a["agent"], a["result"]) for a in record["attempts"]] == [
         ("1001", "no-answer"),
         ("1002", "answered"),
@@ -45,13 +36,6 @@ def test_an_unanswered_agent_is_skipped_and_the_call_goes_to_another(live: LiveS
 
 
 def test_the_unanswered_agent_rests_and_others_take_the_next_calls(live: LiveStack) -> None:
-    run = live.next_run()
-    answering = live.agents("answer", talk_ms=500).start()
-    try:
-        stats = live.caller(run, calls=2, rate=1, limit=1).start().wait(timeout=60)
-    finally:
-        answering.stop()
-    assert (stats.successful, stats.failed) == (2, 0)
-    records = live.records(run, expected=2)
+    records = live.place_calls(2, talk_ms=500, rate=1, limit=1)
     # 1001 is resting after its missed call: nobody rings it again within the cool-down.
     assert [[a["agent"] for a in r["attempts"]] for r in records] == [["1002"], ["1002"]]
