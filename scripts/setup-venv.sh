@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stamp=.venv/.ccserver-installed
-want=$(cat pyproject.toml setup.py acd_core/*.pyx acd_core/*.pxd 2>/dev/null | sha256sum | cut -d' ' -f1)
+shopt -s nullglob
+want=$(cat pyproject.toml setup.py acd_core/*.pyx acd_core/*.pxd | sha256sum | cut -d' ' -f1)
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi

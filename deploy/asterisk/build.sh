@@ -49,6 +49,8 @@ apt_opts=(
   -o "Dir::Cache::Archives=$apt_dir/archives"
   -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
 )
+# The cache belongs to us, not to apt's sandbox user: download as ourselves.
+[ "$(id -u)" -eq 0 ] && apt_opts+=(-o "APT::Sandbox::User=root")
 
 cd "$work"
 if ! ls asterisk_*.dsc >/dev/null 2>&1; then
