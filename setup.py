@@ -7,6 +7,7 @@ succeeds and says so, and acd_core loads the twin.
 
 from __future__ import annotations
 
+import glob
 import os
 import sys
 from typing import Any
@@ -39,6 +40,9 @@ class OptionalBuildExt(build_ext):
 
 
 def extensions() -> list[Any]:
+    sources = sorted(glob.glob("acd_core/*.pyx"))
+    if not sources:
+        return []
     if os.environ.get("ACD_CORE_NO_EXTENSIONS") == "1":
         print("acd_core: ACD_CORE_NO_EXTENSIONS=1, building the pure-Python twin only")
         return []
@@ -49,7 +53,7 @@ def extensions() -> list[Any]:
         return []
     return list(
         cythonize(
-            ["acd_core/_router.pyx"],
+            sources,
             compiler_directives={"language_level": "3", "boundscheck": False, "wraparound": False},
             quiet=True,
         )

@@ -72,8 +72,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ccserver.workforce import cli as workforce_cli
-
     parser = argparse.ArgumentParser(prog="ccserver", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -102,7 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
     demo.add_argument("--talk", type=float, default=3.0, help="agent talk time, s (default 3)")
     demo.set_defaults(func=cmd_demo)
-    workforce_cli.register(sub)
     return parser
 
 

@@ -1,1 +1,0 @@
-"""Workforce planning: Erlang models, forecasting, staffing and the routing digital twin."""
