@@ -7,7 +7,8 @@
    agent answered: caller and agent meet in a mixing bridge of their own.
 4. The agent leg dying before it answered (busy 17, no answer 19, anything else) puts the
    agent not-ready for a cool-down and the call back at the head of the queue.
-5. Either side hanging up ends the call: the other side is hung up, the bridge destroyed,
+5. Either side hanging up ends the call (a caller's hang-up shows as StasisEnd, an agent
+   leg's as ChannelDestroyed): the other side is hung up, the bridge destroyed,
    the agent ready again, and the record closed.
 
 All handlers run under one lock, so events and timers never interleave half-way. Every
@@ -100,6 +101,7 @@ class CallCenter:
             "StasisStart": self._stasis_start,
             "PlaybackFinished": self._playback_finished,
             "ChannelDestroyed": self._channel_destroyed,
+            "StasisEnd": self._stasis_end,
         }.get(event.type)
         if handler is None:
             return
@@ -227,6 +229,15 @@ class CallCenter:
             await self._caller_gone(self.calls[channel_id], cause)
         elif channel_id in self._legs:
             await self._leg_gone(channel_id, cause)
+
+    async def _stasis_end(self, event: AriEvent) -> None:
+        # A caller's channel came from the dialplan: when it hangs up it leaves Stasis
+        # and goes back there to die, so ARI sends StasisEnd but no ChannelDestroyed.
+        # (We never send callers back to the dialplan ourselves, nor do bridge moves end
+        # Stasis.) Agent legs are ours to the end: their ChannelDestroyed carries the cause.
+        call = self.calls.get(event.channel_id or "")
+        if call is not None:
+            await self._caller_gone(call, 0)
 
     async def _caller_gone(self, call: Call, cause: int) -> None:
         if call.state == "ended":

@@ -155,10 +155,13 @@ def caller(
     local_port: int,
     media_port: int,
     name: str = "callers",
+    abandon_after_ms: int | None = None,
 ) -> Sipp:
-    """A SIPp UAC placing `calls` calls to `service` at `rate` calls/s, `limit` at once."""
+    """A SIPp UAC placing `calls` calls to `service` at `rate` calls/s, `limit` at once;
+    with `abandon_after_ms` each caller hangs up that long after being answered."""
+    abandon = [] if abandon_after_ms is None else ["-d", str(abandon_after_ms)]
     return Sipp(
-        "caller.xml",
+        "caller.xml" if abandon_after_ms is None else "caller_abandon.xml",
         work_dir=work_dir,
         name=name,
         local_port=local_port,
@@ -179,6 +182,7 @@ def caller(
             "-timeout",
             "180",
             "-timeout_error",
+            *abandon,
         ],
     )
 

@@ -57,7 +57,14 @@ class LiveStack:
     def next_run(self) -> str:
         return f"{int(time.time()) % 100000}{next(self.runs)}"
 
-    def caller(self, run: str, calls: int, rate: float = 5.0, limit: int = 50) -> sipp.Sipp:
+    def caller(
+        self,
+        run: str,
+        calls: int,
+        rate: float = 5.0,
+        limit: int = 50,
+        abandon_after_ms: int | None = None,
+    ) -> sipp.Sipp:
         return sipp.caller(
             self.work,
             target=f"127.0.0.1:{self.config.asterisk.sip_port}",
@@ -69,6 +76,7 @@ class LiveStack:
             local_port=free_port(),
             media_port=free_port(),
             name=f"callers-{run}",
+            abandon_after_ms=abandon_after_ms,
         )
 
     def agents(self, pool: str, talk_ms: int, answer: bool = True) -> sipp.Sipp:

@@ -94,3 +94,17 @@ def test_recorded_ami_stream_gives_the_watched_events_whatever_the_framing(chunk
 
 def test_ami_replay_does_not_depend_on_chunking() -> None:
     assert [e.fields for e in _replay_ami(3)] == [e.fields for e in _replay_ami(65536)]
+
+
+def test_recorded_callers_leave_with_stasis_end_and_no_channel_destroyed() -> None:
+    """The fact the call lifecycle relies on: a channel that entered Stasis from the
+    dialplan (a caller) returns there when it hangs up, so ARI says StasisEnd and nothing
+    more; agent legs we originated end with ChannelDestroyed and a cause."""
+    lines = (FIXTURES / "ari" / "call_flow.jsonl").read_text().splitlines()
+    events = [e for e in map(parse_event, lines) if e is not None]
+    callers = {e.channel_id for e in events if e.type == "StasisStart" and e.args[0] == "inbound"}
+    ended = {e.channel_id for e in events if e.type == "StasisEnd"}
+    destroyed = {e.channel_id for e in events if e.type == "ChannelDestroyed"}
+    assert callers <= ended
+    assert not callers & destroyed
+    assert len(destroyed) == 3  # the unanswered leg and the two answered agent legs
