@@ -183,7 +183,7 @@ class CallCenter:
             )
         except AriError as exc:
             log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
-            if exc.status == 404:  # the caller is gone; ChannelDestroyed closes the call
+            if exc.status == 404:  # the caller is gone; its StasisEnd closes the call
                 return
         call.state = "waiting"
         call.queued_at = call.queued_at or time.time()  # an adopted call keeps its own
@@ -214,7 +214,7 @@ class CallCenter:
         except AriError as exc:
             log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
             await self._hangup(leg)
-            return  # ChannelDestroyed of whichever side is gone finishes the clean-up
+            return  # the end event of whichever side is gone finishes the clean-up
         call.state, call.connected_at = "connected", time.time()
         call.attempts[-1]["result"] = "answered"
         self.roster.busy(agent)
@@ -301,7 +301,7 @@ class CallCenter:
                     "app": self.config.controller.app,
                     "appArgs": f"agent,{call.id}",
                     "timeout": self.config.controller.ring_timeout_s,
-                    "callerId": call.caller or "95598",
+                    "callerId": call.caller or call.dnis,
                 },
             )
         except AriError as exc:
@@ -341,6 +341,8 @@ class CallCenter:
         )
         if call.id in self.queue:
             self.queue.remove(call.id)
+        if previous == "greeting":  # no PlaybackFinished will come for a caller who left
+            self._playbacks = {p: c for p, c in self._playbacks.items() if c != call.id}
         if previous == "ringing" and call.attempts:
             call.attempts[-1]["result"] = "caller-gone"
         await self._hangup(call.id)
