@@ -26,9 +26,13 @@ from ccserver.store import CALL_KEY, CALLS_KEY
 _rtp_block = count()
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
     """A port free for both TCP and UDP on 127.0.0.1 right now (from the ephemeral range,
-    so never inside the RTP blocks below)."""
+    so never inside the RTP blocks below), and never one handed out before in this run:
+    the kernel may offer a just-released port again."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind(("127.0.0.1", 0))
@@ -38,7 +42,9 @@ def free_port() -> int:
                 udp.bind(("127.0.0.1", port))
         except OSError:
             continue
-        return port
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 @dataclass
