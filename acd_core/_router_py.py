@@ -108,7 +108,7 @@ class _Class:
 
 
 class _Queue:
-    __slots__ = ("aht", "by_priority", "classes", "ewt_n", "ewt_abs", "ewt_sum", "spec")
+    __slots__ = ("aht", "by_priority", "classes", "ewt_abs", "ewt_n", "ewt_sum", "spec")
 
     def __init__(self, spec: QueueSpec) -> None:
         self.spec = spec
@@ -139,6 +139,7 @@ class Router:
         self._agents: dict[str, _Agent] = {}
         self._by_idx: list[_Agent] = []
         self._calls: dict[str, _Call] = {}
+        self._classes: list[_Class] = []  # every queue's classes, in definition order
         self._pinned: set[_Call] = set()
         self._level_bits: list[list[int]] = []  # [skill][level] -> agents at level or above
         self._ready = 0
@@ -170,6 +171,7 @@ class Router:
         old = self._queues.get(name)
         queue = _Queue(spec)
         self._queues[name] = queue
+        self._classes = [cls for q in self._queues.values() for cls in q.classes]
         if old is not None:
             queue.aht = old.aht
             queue.ewt_n, queue.ewt_sum, queue.ewt_abs = old.ewt_n, old.ewt_sum, old.ewt_abs
@@ -184,7 +186,9 @@ class Router:
 
     # ---- agents -----------------------------------------------------------------------------
 
-    def login(self, agent: str, skills: Mapping[str, int], now: float, *, ready: bool = True) -> None:
+    def login(
+        self, agent: str, skills: Mapping[str, int], now: float, *, ready: bool = True
+    ) -> None:
         now = self._tick(now)
         levels = check_levels(skills, f"agent {agent!r}")
         a = self._agents.get(check_id(agent, "agent"))
@@ -278,7 +282,9 @@ class Router:
         q = self._queue(queue)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise RouterError("invalid-priority", f"priority must be an int, not {priority!r}")
-        c = _Call(call, q, priority, now if arrival is None else check_time(arrival, "arrival"), now)
+        c = _Call(
+            call, q, priority, now if arrival is None else check_time(arrival, "arrival"), now
+        )
         if preferred_agent is not None:
             c.preferred = self._agents.get(preferred_agent)
         c.ewt = self._ewt(q, sum(n for p, n in q.by_priority.items() if p >= priority))
@@ -366,10 +372,9 @@ class Router:
         if not self._ready or not self._waiting:
             return out
         sources: list[Any] = []  # _Class or pinned _Call, each with a head call
-        for q in self._queues.values():
-            for cls in q.classes:
-                if cls.heap and cls.head() is not None and self._can_serve(cls.groups):
-                    sources.append(cls)
+        for cls in self._classes:
+            if cls.heap and self._can_serve(cls.groups) and cls.head() is not None:
+                sources.append(cls)
         sources.extend(c for c in self._pinned if c.state == WAITING)
         skipped: list[_Call] = []
         while sources and self._ready:
@@ -660,7 +665,7 @@ class Router:
         heapq.heappush(self._timers, (t, self._seq, kind, obj, gen))
 
     def _timer_live(self, timer: tuple[float, int, int, Any, int]) -> bool:
-        t, _, kind, obj, gen = timer
+        _, _, kind, obj, gen = timer
         if kind == T_WRAP:
             return bool(obj.state == WRAP_UP and obj.gen == gen)
         if kind == T_MEMORY:

@@ -24,7 +24,9 @@ def take(router: Any) -> dict[str, Any]:
     calls = []
     for call_id in router.calls():
         answered_at, memory = router._call_extra(call_id)
-        calls.append({**router.call(call_id)._asdict(), "answered_at": answered_at, "memory": memory})
+        calls.append(
+            {**router.call(call_id)._asdict(), "answered_at": answered_at, "memory": memory}
+        )
     clock = router.clock
     return {
         "format": FORMAT,

@@ -7,7 +7,7 @@ a tuple of (skill index, minimum level) pairs an agent must all meet.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from acd_core._types import (
@@ -49,7 +49,9 @@ class SkillTable:
         idx = self.index.get(name)
         if idx is None:
             if not isinstance(name, str) or not name:
-                raise RouterError("invalid-skill", f"a skill name must be a non-empty string: {name!r}")
+                raise RouterError(
+                    "invalid-skill", f"a skill name must be a non-empty string: {name!r}"
+                )
             if len(self.names) >= MAX_SKILLS:
                 raise RouterError("too-many-skills", f"at most {MAX_SKILLS} skills")
             idx = len(self.names)
@@ -69,7 +71,9 @@ def _number(value: Any, what: str, *, minimum: float = 0.0) -> float:
 def check_time(value: Any, what: str = "now") -> float:
     """Times are finite floats (any epoch); the router never reads a clock itself."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise RouterError("invalid-time", f"{what} must be a finite number of seconds, not {value!r}")
+        raise RouterError(
+            "invalid-time", f"{what} must be a finite number of seconds, not {value!r}"
+        )
     return float(value)
 
 
