@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration lint stop status clean
+.PHONY: setup system asterisk venv demo test test-unit test-integration bench-router lint stop \
+	status clean
 
 setup: system asterisk venv
 
@@ -21,15 +22,20 @@ venv: system
 demo: setup
 	@$(CCSERVER) demo
 
-# The whole suite: unit and integration tests (real Asterisk, Redis, SIPp).
+# The whole suite: unit, property and integration tests (real Asterisk, Redis, SIPp).
+# ACD_CORE_REQUIRE_EXTENSION=1: fail at once if the compiled router did not build.
 test: setup
-	$(PY) -m pytest -m "not slow"
+	ACD_CORE_REQUIRE_EXTENSION=1 $(PY) -m pytest -m "not slow"
 
 test-unit: venv
-	$(PY) -m pytest -m "not integration and not slow"
+	ACD_CORE_REQUIRE_EXTENSION=1 $(PY) -m pytest -m "not integration and not slow"
 
 test-integration: setup
 	$(PY) -m pytest -m "integration and not slow"
+
+# Compiled vs pure router on seeded workloads; prints the figures, writes JSON.
+bench-router: venv
+	$(PY) tests/bench/bench_router.py --json tests/bench/results/router.json
 
 lint: venv
 	$(VENV)/bin/ruff check ccserver acd_core tests
