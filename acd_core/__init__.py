@@ -105,6 +105,7 @@ class RouterAPI(Protocol):
     rona_memory_s: float
     clock: float
 
+    def __init__(self, *, rona_memory_s: float = ...) -> None: ...
     def define_queue(
         self,
         name: str,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ccserver import config as config_mod
 from ccserver.errors import CCServerError, InputError
+from ccserver.workforce import cli as workforce_cli
 
 
 def _load(args: argparse.Namespace) -> config_mod.Config:
@@ -100,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")
     demo.add_argument("--talk", type=float, default=3.0, help="agent talk time, s (default 3)")
     demo.set_defaults(func=cmd_demo)
+    workforce_cli.register(sub)
     return parser
 
 

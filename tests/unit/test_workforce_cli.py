@@ -1,0 +1,109 @@
+"""The `erlang`, `forecast` and `staff` commands: output in table and JSON, and user
+errors as `InputError` (which `ccserver.cli.main` prints as one line, no traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from ccserver.errors import CCServerError, InputError
+from ccserver.workforce.cli import register
+
+
+def run(argv: list[str]) -> int:
+    """Parse and dispatch the way ccserver.cli.main does."""
+    parser = argparse.ArgumentParser(prog="ccserver")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    register(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    assert run([*argv, "--format", "json"]) == 0
+    data: dict[str, object] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def test_erlang_c_prints_the_textbook_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["erlang", "c", "--traffic", "10", "--agents", "14", "--aht", "180", "--target", "20"]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "P(wait)        0.1741" in out
+    assert "88.84 % answered within 20 s" in out
+    assert "ASA            7.84 s" in out
+    data = run_json(argv, capsys)
+    assert data["p_wait"] == pytest.approx(0.17413, abs=1e-5)
+
+
+def test_erlang_b_gives_blocking_or_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["erlang", "b", "--traffic", "10", "--lines", "18"]) == 0
+    assert "blocking  0.007142" in capsys.readouterr().out
+    data = run_json(["erlang", "b", "--traffic", "10", "--blocking", "0.01"], capsys)
+    assert data["lines"] == 18
+
+
+def test_erlang_a_and_infinite_patience_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["erlang", "a", "--traffic", "10", "--agents", "14", "--aht", "180"]
+    data = run_json([*base, "--patience", "120"], capsys)
+    assert 0 < float(data["p_abandon"]) < float(data["p_wait"]) < 0.1741  # type: ignore[arg-type]
+    data = run_json([*base, "--patience", "inf"], capsys)
+    assert data["patience_s"] == "inf"  # JSON has no infinity
+    assert data["service_level"] == pytest.approx(0.88835, abs=1e-5)
+
+
+def test_erlang_staff_applies_occupancy_and_shrinkage(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["erlang", "staff", "--traffic", "95", "--aht", "180", "--sl", "0.8"]
+    data = run_json([*argv, "--max-occupancy", "0.85", "--shrinkage", "0.3"], capsys)
+    assert data["agents"] == 112
+    assert data["scheduled"] == 160
+
+
+def test_staff_example_95598_prints_180_seats(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["staff", "--example", "95598"]) == 0
+    out = capsys.readouterr().out
+    assert "today: 71 seats licensed" in out
+    assert "peak 160 agents" in out and "+ 20 IVR channels = 180 seats; 109 more" in out
+
+
+def test_forecast_and_staff_from_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = ["start,calls"]
+    for day in range(1, 15):  # two weeks, every day, 09:00–12:00 in 30-minute rows
+        for half in range(6):
+            calls = 40 + 20 * (half in (2, 3)) + 5 * (day % 7 == 1)
+            lines.append(f"2024-07-{day:02d}T{9 + half // 2:02d}:{30 * (half % 2):02d},{calls}")
+    path = tmp_path / "v.csv"
+    path.write_text("\n".join(lines) + "\n")
+    png = tmp_path / "h.png"
+    data = run_json(["forecast", "--csv", str(path), "--holdout-png", str(png)], capsys)
+    assert len(data["forecast"]) == 6  # type: ignore[arg-type]
+    assert data["forecast"][0]["start"] == "2024-07-15T09:00:00"  # type: ignore[index]
+    assert png.exists()
+    data = run_json(
+        ["staff", "--csv", str(path), "--shrinkage", "0.3", "--ivr-channels", "20"], capsys
+    )
+    assert data["license_seats"] == data["peak_agents"] + 20  # type: ignore[operator]
+    assert run(["staff", "--csv", str(path), "--seats-today", "5"]) == 0
+    assert "today: 5 seats; add" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["erlang", "c", "--traffic", "10", "--agents", "10", "--aht", "180"],
+        ["erlang", "c", "--traffic", "-1", "--agents", "10", "--aht", "180"],
+        ["erlang", "a", "--traffic", "10", "--agents", "14", "--aht", "0", "--patience", "60"],
+        ["erlang", "b", "--traffic", "10"],
+        ["erlang", "staff", "--traffic", "10", "--aht", "180", "--sl", "1.2"],
+        ["forecast", "--csv", "/nonexistent/volumes.csv"],
+        ["staff", "--dataset", "fpp2-calls", "--shrinkage", "1"],
+    ],
+)
+def test_user_errors_are_input_errors_with_a_slug(argv: list[str]) -> None:
+    with pytest.raises(InputError) as info:
+        run(argv)
+    assert isinstance(info.value, CCServerError)
+    assert str(info.value).startswith("input-invalid: ")
