@@ -152,6 +152,13 @@ def simulate(cfg: SimConfig, progress: Callable[[float], None] | None = None) ->
         _, k, queue = arrival[call]
         return result.total, result.intervals[k], result.queues[queue]
 
+    def connect(call: str, now: float, rang_s: float) -> None:
+        """The agent answers: count the wait, draw the talk time, schedule the hang-up."""
+        _answer(router, call, now, arrival, tallies(call), cfg.target_s)
+        talk = handle_time()
+        _busy(tallies(call), rang_s + talk + cfg.wrap_up_s)
+        heapq.heappush(events, (now + talk, next(seq), "hangup", call))
+
     while events:
         now, _, kind, who = heapq.heappop(events)
         if kind == "arrive":
@@ -176,20 +183,16 @@ def simulate(cfg: SimConfig, progress: Callable[[float], None] | None = None) ->
                 ringing.pop(who, None)
                 for tally in tallies(who):
                     tally.abandoned += 1
-        elif kind == "ring-end":
-            if who not in ringing:  # the caller hung up while it rang
-                pass
-            elif rng.random() < cfg.rona_prob:
+        elif kind == "ring-end" and who in ringing:  # not if the caller hung up meanwhile
+            rang_s = now - ringing.pop(who)
+            if rng.random() < cfg.rona_prob:
                 agent = router.call(who).agent
                 assert agent is not None
                 router.reject(who, agent, now)
-                _busy(tallies(who), now - ringing.pop(who))
+                _busy(tallies(who), rang_s)
                 heapq.heappush(events, (now + RONA_BACK_S, next(seq), "back", agent))
             else:
-                _answer(router, who, now, arrival, tallies(who), cfg.target_s)
-                talk = handle_time()
-                _busy(tallies(who), now - ringing.pop(who) + talk + cfg.wrap_up_s)
-                heapq.heappush(events, (now + talk, next(seq), "hangup", who))
+                connect(who, now, rang_s)
         elif kind == "hangup":
             router.complete(who, now)
         elif kind == "back" and router.agent(who).state == "not-ready":
@@ -199,10 +202,7 @@ def simulate(cfg: SimConfig, progress: Callable[[float], None] | None = None) ->
                 ringing[a.call] = now
                 heapq.heappush(events, (now + cfg.ring_s, next(seq), "ring-end", a.call))
             else:
-                _answer(router, a.call, now, arrival, tallies(a.call), cfg.target_s)
-                talk = handle_time()
-                _busy(tallies(a.call), talk + cfg.wrap_up_s)
-                heapq.heappush(events, (now + talk, next(seq), "hangup", a.call))
+                connect(a.call, now, 0.0)
         nxt = router.next_timer()
         if nxt is not None and (not events or nxt < events[0][0]) and nxt <= end + 86400:
             heapq.heappush(events, (nxt, next(seq), "timer", ""))
