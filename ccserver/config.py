@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -97,9 +98,10 @@ class HotlineConfig(_Section):
         return numbers
 
 
-class AgentsConfig(_Section):
-    """Agents are PJSIP endpoints; a static contact lets a SIPp UAS (or any fixed phone)
-    answer for them, and they may also register as softphones with a generated password."""
+class PhonesConfig(_Section):
+    """Phones are PJSIP endpoints (`PJSIP/<id>`), the desks agents log in at; a static
+    contact lets a SIPp UAS (or any fixed phone) answer for them, and they may also register
+    as softphones with a generated password."""
 
     ids: list[str] = Field(default_factory=lambda: [str(n) for n in range(1001, 1006)])
     contact_template: str = "sip:{id}@127.0.0.1:5070"
@@ -108,22 +110,163 @@ class AgentsConfig(_Section):
     @field_validator("ids")
     @classmethod
     def _ids(cls, ids: list[str]) -> list[str]:
-        for agent_id in ids:
-            if not agent_id.isdigit() or not 3 <= len(agent_id) <= 8:
-                raise ValueError(f"agent id {agent_id!r} must be 3 to 8 digits")
+        for phone_id in ids:
+            if not phone_id.isdigit() or not 3 <= len(phone_id) <= 8:
+                raise ValueError(f"phone id {phone_id!r} must be 3 to 8 digits")
         if len(set(ids)) != len(ids):
-            raise ValueError("agent ids must be unique")
+            raise ValueError("phone ids must be unique")
         return ids
 
     @model_validator(mode="after")
-    def _contacts_known(self) -> AgentsConfig:
+    def _contacts_known(self) -> PhonesConfig:
         unknown = sorted(set(self.contacts) - set(self.ids))
         if unknown:
-            raise ValueError(f"contacts given for unknown agent ids: {', '.join(unknown)}")
+            raise ValueError(f"contacts given for unknown phone ids: {', '.join(unknown)}")
         return self
 
-    def contact(self, agent_id: str) -> str:
-        return self.contacts.get(agent_id) or self.contact_template.format(id=agent_id)
+    def contact(self, phone_id: str) -> str:
+        return self.contacts.get(phone_id) or self.contact_template.format(id=phone_id)
+
+
+Skills = dict[str, int]
+_SKILL_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
+
+
+def _check_skills(skills: Skills, what: str) -> Skills:
+    for name, level in skills.items():
+        if not re.match(_SKILL_NAME, name):
+            raise ValueError(f"{what}: skill name {name!r} must be lower-case letters, digits, _-")
+        if not 1 <= level <= 10:
+            raise ValueError(f"{what}: level of {name!r} must be 1 to 10, not {level}")
+    return skills
+
+
+class RelaxStepConfig(_Section):
+    """After `after_s` in the queue, lower its minimum levels by `lower_by` and accept
+    agents of the `add` skill groups too (steps accumulate)."""
+
+    after_s: float = Field(gt=0)
+    lower_by: int = Field(default=0, ge=0, le=9)
+    add: list[Skills] = Field(default_factory=list)
+
+
+class QueueConfig(_Section):
+    name: str = Field(pattern=_SKILL_NAME)
+    skills: Skills = Field(min_length=1)
+    strategy: str = Field(
+        default="longest-idle", pattern=r"^(longest-idle|most-skilled|least-calls)$"
+    )
+    priority: int = Field(default=0, ge=0, le=100)
+    """Priority of the calls entering this queue (higher is served first)."""
+    relaxation: list[RelaxStepConfig] = Field(default_factory=list)
+    wrap_up_s: float = Field(default=10.0, ge=0, le=3600)
+    preferred_s: float = Field(default=0.0, ge=0, le=3600)
+    max_wait_s: float = Field(default=0.0, ge=0, le=86400)
+    """0: no limit. Else, after this wait: overflow to `overflow_to`, or offer a callback."""
+    on_max_wait: str = Field(default="callback", pattern=r"^(overflow|callback)$")
+    overflow_to: str | None = None
+    record: bool = False
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, skills: Skills) -> Skills:
+        return _check_skills(skills, "queue skills")
+
+    @model_validator(mode="after")
+    def _overflow(self) -> QueueConfig:
+        for step in self.relaxation:
+            for group in step.add:
+                _check_skills(group, f"queue {self.name!r} relaxation")
+        if self.on_max_wait == "overflow" and self.max_wait_s > 0 and not self.overflow_to:
+            raise ValueError(f"queue {self.name!r}: on_max_wait = 'overflow' needs overflow_to")
+        if self.overflow_to == self.name:
+            raise ValueError(f"queue {self.name!r}: cannot overflow to itself")
+        return self
+
+
+class AgentConfig(_Section):
+    id: str = Field(pattern=r"^[0-9]{3,8}$")
+    """Typed on the keypad after *11; also the API's agent id."""
+    name: str = ""
+    skills: Skills = Field(min_length=1)
+    phone: str | None = None
+    """Default phone: where the agent is logged in at start when `auto_login` is set."""
+    auto_login: bool = False
+
+    @field_validator("skills")
+    @classmethod
+    def _skills(cls, skills: Skills) -> Skills:
+        return _check_skills(skills, "agent skills")
+
+
+def _queues_95598() -> list[QueueConfig]:
+    """The 95598 set-up: one skill per queue; repair calls go first; billing and business
+    calls reach general agents after a minute; complaints are recorded."""
+    general = {"general": 1}
+    return [
+        QueueConfig(name="general", skills=general),
+        QueueConfig(
+            name="billing",
+            skills={"billing": 1},
+            relaxation=[RelaxStepConfig(after_s=60, add=[general])],
+        ),
+        QueueConfig(
+            name="repair",
+            skills={"repair": 1},
+            priority=10,
+            relaxation=[RelaxStepConfig(after_s=30, add=[general])],
+        ),
+        QueueConfig(
+            name="business",
+            skills={"business": 1},
+            relaxation=[RelaxStepConfig(after_s=60, add=[general])],
+        ),
+        QueueConfig(name="complaints", skills={"complaints": 3}, strategy="most-skilled"),
+    ]
+
+
+class AcdConfig(_Section):
+    """Queues and agents: what the router routes and to whom."""
+
+    queues: list[QueueConfig] = Field(default_factory=_queues_95598, min_length=1)
+    agents: list[AgentConfig] | None = None
+    """None: one agent per phone, same id, every queue's skills at level 5, logged in at
+    start — the simplest center. List agents to give them their own skills and phones."""
+    default_queue: str = "general"
+    entry: dict[str, str] = Field(default_factory=dict)
+    """Dialled number → queue, for numbers that skip the IVR (others go to default_queue)."""
+    rona_memory_s: float = Field(default=300.0, ge=0)
+    announce_every_s: float = Field(default=30.0, ge=0)
+    """Position and expected wait are announced on entry and then this often (0: never)."""
+    language: str = Field(default="zh", pattern=r"^(zh|en)$")
+    pin_attempts: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _references(self) -> AcdConfig:
+        names = [q.name for q in self.queues]
+        if len(set(names)) != len(names):
+            raise ValueError("queue names must be unique")
+        known = set(names)
+        for queue in self.queues:
+            if queue.overflow_to and queue.overflow_to not in known:
+                raise ValueError(
+                    f"queue {queue.name!r}: overflow_to {queue.overflow_to!r} is not a queue"
+                )
+        if self.default_queue not in known:
+            raise ValueError(f"default_queue {self.default_queue!r} is not a queue")
+        for number, queue_name in self.entry.items():
+            if not number.isdigit():
+                raise ValueError(f"entry number {number!r} must be digits only")
+            if queue_name not in known:
+                raise ValueError(f"entry {number!r}: {queue_name!r} is not a queue")
+        if self.agents is not None:
+            ids = [a.id for a in self.agents]
+            if len(set(ids)) != len(ids):
+                raise ValueError("agent ids must be unique")
+        return self
+
+    def queue(self, name: str) -> QueueConfig:
+        return next(q for q in self.queues if q.name == name)
 
 
 class Config(_Section):
@@ -132,7 +275,8 @@ class Config(_Section):
     redis: RedisConfig = RedisConfig()
     controller: ControllerConfig = ControllerConfig()
     hotline: HotlineConfig = HotlineConfig()
-    agents: AgentsConfig = AgentsConfig()
+    phones: PhonesConfig = PhonesConfig()
+    acd: AcdConfig = AcdConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
@@ -150,7 +294,24 @@ class Config(_Section):
             if self.asterisk.rtp_port_start <= port <= self.asterisk.rtp_port_end:
                 raise ValueError(f"{key}={port} lies inside the RTP port range")
             seen[port] = key
+        phones = set(self.phones.ids)
+        for agent in self.agents:
+            if agent.phone is not None and agent.phone not in phones:
+                raise ValueError(f"agent {agent.id}: phone {agent.phone!r} is not in phones.ids")
+            if agent.auto_login and agent.phone is None:
+                raise ValueError(f"agent {agent.id}: auto_login needs a phone")
         return self
+
+    @property
+    def agents(self) -> list[AgentConfig]:
+        """The configured agents, or one per phone (see `AcdConfig.agents`)."""
+        if self.acd.agents is not None:
+            return self.acd.agents
+        skills = {name: 5 for q in self.acd.queues for name in q.skills}
+        return [
+            AgentConfig(id=phone, skills=skills, phone=phone, auto_login=True)
+            for phone in self.phones.ids
+        ]
 
     @property
     def run_dir(self) -> Path:

@@ -24,7 +24,7 @@ CALLER_MEDIA_PORT = 17000
 
 
 def agent_port(config: Config) -> int:
-    match = re.search(r"@[^:;>]+:(\d+)", config.agents.contact_template)
+    match = re.search(r"@[^:;>]+:(\d+)", config.phones.contact_template)
     if match is None:
         raise InputError("agents.contact_template has no port; the demo answers on a port")
     return int(match.group(1))
@@ -97,7 +97,7 @@ def run(config: Config, calls: int, rate: float, talk_ms: int) -> int:
     )
     print(
         f"placing {calls} SIPp calls to {config.hotline.numbers[0]}; "
-        f"{len(config.agents.ids)} SIPp agents answer and talk {talk_ms / 1000:.0f} s…"
+        f"{len(config.phones.ids)} SIPp agents answer and talk {talk_ms / 1000:.0f} s…"
     )
     answering.start()
     try:

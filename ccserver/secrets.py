@@ -1,8 +1,10 @@
 """Secrets generated at first start and kept in the run dir — never defaults, never in git.
 
-One JSON file, mode 0600, holding the ARI password, the AMI secret and one SIP password per
-agent. New agents get a password when they first appear; existing secrets never change
-behind a running stack's back.
+One JSON file, mode 0600, holding the ARI password, the AMI secret, one SIP password per
+phone, one login PIN per agent (6 digits, typed on a phone keypad after `*11`) and the REST
+API's bearer tokens (`admin`, `supervisor`, and `agent:<id>` for each agent). New phones
+and agents get theirs when they first appear; existing secrets never change behind a
+running stack's back.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets as _random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,13 +32,31 @@ class Secrets:
     ami_user: str = "ccserver"
     ami_secret: str = field(default_factory=_token)
     agent_passwords: dict[str, str] = field(default_factory=dict)
+    """SIP password per phone (PJSIP endpoint) id."""
+    agent_pins: dict[str, str] = field(default_factory=dict)
+    api_tokens: dict[str, str] = field(default_factory=dict)
+    """Token name (`admin`, `supervisor`, `agent:<id>`) → bearer token."""
 
-    def ensure_agents(self, agent_ids: list[str]) -> bool:
-        """Give every listed agent a password; return True when something was added."""
-        missing = [a for a in agent_ids if a not in self.agent_passwords]
-        for agent_id in missing:
-            self.agent_passwords[agent_id] = _token()
-        return bool(missing)
+    def ensure_agents(self, phone_ids: list[str], agent_ids: list[str] | None = None) -> bool:
+        """Give every listed phone a SIP password and every agent a PIN and an API token,
+        and make the admin and supervisor tokens; return True when something was added."""
+        added = _fill(self.agent_passwords, phone_ids, _token)
+        agents = phone_ids if agent_ids is None else agent_ids
+        added |= _fill(self.agent_pins, agents, _pin)
+        names = ["admin", "supervisor", *(f"agent:{a}" for a in agents)]
+        added |= _fill(self.api_tokens, names, _token)
+        return added
+
+
+def _pin() -> str:
+    return f"{_random.randbelow(10**6):06d}"
+
+
+def _fill(table: dict[str, str], keys: list[str], make: Callable[[], str]) -> bool:
+    missing = [k for k in keys if k not in table]
+    for key in missing:
+        table[key] = make()
+    return bool(missing)
 
 
 def path_in(run_dir: Path) -> Path:
@@ -56,12 +77,14 @@ def load(run_dir: Path) -> Secrets:
         ) from None
 
 
-def load_or_create(run_dir: Path, agent_ids: list[str]) -> Secrets:
+def load_or_create(
+    run_dir: Path, phone_ids: list[str], agent_ids: list[str] | None = None
+) -> Secrets:
     """Return the run dir's secrets, generating what is missing, and keep the file 0600."""
     file = path_in(run_dir)
     loaded = load(run_dir) if file.exists() else None
     current = loaded or Secrets()
-    if current.ensure_agents(agent_ids) or loaded is None:
+    if current.ensure_agents(phone_ids, agent_ids) or loaded is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         tmp = file.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -94,7 +94,9 @@ class Stack:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("run", "log", "redis"):
             (self.run_dir / sub).mkdir(exist_ok=True)
-        secrets = secrets_mod.load_or_create(self.run_dir, self.config.agents.ids)
+        secrets = secrets_mod.load_or_create(
+            self.run_dir, self.config.phones.ids, [a.id for a in self.config.agents]
+        )
         # The controller runs with exactly the configuration that rendered Asterisk's files.
         self.effective_config.write_text(self.config.model_dump_json(indent=2))
         write_asterisk(self.config, secrets, self.layout)

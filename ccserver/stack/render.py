@@ -104,12 +104,12 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
             agent_part,
             {
                 "id": agent_id,
-                "contact": config.agents.contact(agent_id),
+                "contact": config.phones.contact(agent_id),
                 "password": secrets.agent_passwords[agent_id],
             },
             "agent.conf.part",
         )
-        for agent_id in config.agents.ids
+        for agent_id in config.phones.ids
     )
     hotline = "\n".join(
         f"exten => {number},1,Goto(ccserver-hotline,${{EXTEN}},1)"

@@ -161,7 +161,7 @@ def start_stack(tmp: Path, pools: dict[str, list[str]], **controller: Any) -> It
         },
         "redis": {"port": free_port()},
         "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
-        "agents": {"ids": sorted(contacts), "contacts": contacts},
+        "phones": {"ids": sorted(contacts), "contacts": contacts},
     }
     config = config_mod.Config.model_validate(data)
     stack = Stack(config)

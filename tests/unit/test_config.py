@@ -15,23 +15,31 @@ def test_defaults_are_valid_and_bind_to_loopback_only() -> None:
     assert cfg.stack.bind == "127.0.0.1"
     assert cfg.is_loopback_only()
     assert cfg.hotline.numbers == ["95598"]
-    assert cfg.agents.ids == ["1001", "1002", "1003", "1004", "1005"]
+    assert cfg.phones.ids == ["1001", "1002", "1003", "1004", "1005"]
+    assert [q.name for q in cfg.acd.queues] == [
+        "general",
+        "billing",
+        "repair",
+        "business",
+        "complaints",
+    ]
+    assert [a.id for a in cfg.agents] == cfg.phones.ids  # one agent per phone by default
 
 
 def test_file_then_environment_override_in_that_order(tmp_path: Path) -> None:
     file = tmp_path / "c.toml"
-    file.write_text('[asterisk]\nsip_port = 5160\nhttp_port = 8188\n[agents]\nids = ["2001"]\n')
+    file.write_text('[asterisk]\nsip_port = 5160\nhttp_port = 8188\n[phones]\nids = ["2001"]\n')
     cfg = config.load(file, environ={"CCSERVER_ASTERISK__SIP_PORT": "5260"})
     assert cfg.asterisk.sip_port == 5260  # environment wins over the file
     assert cfg.asterisk.http_port == 8188  # the file wins over the defaults
     assert cfg.asterisk.ami_port == 5038  # defaults fill the rest
-    assert cfg.agents.ids == ["2001"]
+    assert cfg.phones.ids == ["2001"]
 
 
 def test_environment_values_are_parsed_as_toml_values() -> None:
-    env = {"CCSERVER_AGENTS__IDS": '["3001", "3002"]', "CCSERVER_CONTROLLER__GREETING": "hi"}
+    env = {"CCSERVER_PHONES__IDS": '["3001", "3002"]', "CCSERVER_CONTROLLER__GREETING": "hi"}
     cfg = config.load(environ=env)
-    assert cfg.agents.ids == ["3001", "3002"]
+    assert cfg.phones.ids == ["3001", "3002"]
     assert cfg.controller.greeting == "hi"  # not valid TOML: taken as a plain string
 
 
@@ -49,8 +57,21 @@ def test_config_file_named_by_environment(tmp_path: Path) -> None:
         ("[stack]\nbind = 'localhost'\n", "stack.bind: Value error"),
         ("[redis]\nport = 5038\n", "redis.port and asterisk.ami_port are both 5038"),
         ("[redis]\nport = 10500\n", "redis.port=10500 lies inside the RTP port range"),
-        ("[agents]\nids = ['12']\n", "agent id '12' must be 3 to 8 digits"),
-        ("[agents]\ncontacts = { '9999' = 'sip:x@127.0.0.1' }\n", "unknown agent ids: 9999"),
+        ("[phones]\nids = ['12']\n", "phone id '12' must be 3 to 8 digits"),
+        ("[phones]\ncontacts = { '9999' = 'sip:x@127.0.0.1' }\n", "unknown phone ids: 9999"),
+        ("[acd]\ndefault_queue = 'sales'\n", "default_queue 'sales' is not a queue"),
+        (
+            "[[acd.queues]]\nname = 'a'\nskills = { a = 11 }\n",
+            "level of 'a' must be 1 to 10, not 11",
+        ),
+        (
+            "[[acd.queues]]\nname='general'\nskills={g=1}\nmax_wait_s=9\non_max_wait='overflow'\n",
+            "on_max_wait = 'overflow' needs overflow_to",
+        ),
+        (
+            "[[acd.agents]]\nid = '2001'\nskills = { g = 1 }\nphone = '9'\n",
+            "agent 2001: phone '9' is not in phones.ids",
+        ),
         ("[hotline]\nnumbers = ['95-598']\n", "must be digits only"),
         ("[controller]\nring_timeout_s = 'soon'\n", "controller.ring_timeout_s: Input should"),
     ],

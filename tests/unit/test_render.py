@@ -20,12 +20,12 @@ def rendered(tmp_path: Path) -> Rendered:
     cfg = config.load(
         environ={
             "CCSERVER_STACK__RUN_DIR": str(tmp_path),
-            "CCSERVER_AGENTS__IDS": '["1001", "1002"]',
-            "CCSERVER_AGENTS__CONTACTS": '{ "1002" = "sip:1002@127.0.0.1:5999" }',
+            "CCSERVER_PHONES__IDS": '["1001", "1002"]',
+            "CCSERVER_PHONES__CONTACTS": '{ "1002" = "sip:1002@127.0.0.1:5999" }',
             "CCSERVER_HOTLINE__NUMBERS": '["95598", "12345"]',
         }
     )
-    sec = secrets.load_or_create(tmp_path, cfg.agents.ids)
+    sec = secrets.load_or_create(tmp_path, cfg.phones.ids)
     layout = AsteriskLayout(tmp_path / "asterisk")
     write_asterisk(cfg, sec, layout)
     return layout, sec, cfg
