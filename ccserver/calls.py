@@ -1,21 +1,25 @@
 """The call lifecycle: from Stasis entry to a caller and an agent talking, and back.
 
-1. A hotline call enters Stasis (`inbound,<dnis>`): answer, play the greeting.
-2. Greeting done: the caller joins the shared holding bridge (music on hold) and the FIFO.
-3. Whenever a call waits and an agent is ready: originate the agent's leg (`agent,<call>`)
-   with a preset channel id and the ring timeout. The agent leg entering Stasis means the
-   agent answered: caller and agent meet in a mixing bridge of their own.
-4. The agent leg dying before it answered (busy 17, no answer 19, anything else) puts the
-   agent not-ready for a cool-down and the call back at the head of the queue.
-5. Either side hanging up ends the call (a caller's hang-up shows as StasisEnd, an agent
-   leg's as ChannelDestroyed): the other side is hung up, the bridge destroyed,
-   the agent ready again, and the record closed.
+1. A hotline call enters Stasis (`inbound,<dnis>`): a session task answers, plays the
+   greeting and puts the call in its queue (`acd.entry` by number, else the default queue):
+   the router gets it with its priority and original arrival, the caller waits in the shared
+   holding bridge (music on hold). While waiting, the session announces position and
+   expected wait, and at the queue's max wait overflows the call or offers a callback
+   (`waiting.py`).
+2. Whenever something changes, `_dispatch` asks the router for assignments, writes the state
+   through to Redis, then originates each agent leg (`agent,<call>`) with a preset channel id
+   and the ring timeout. The agent leg entering Stasis means the agent answered: caller and
+   agent meet in a mixing bridge of their own (recorded when the queue says so).
+3. The agent leg dying before it answered (busy 17, no answer 19, anything else) is RONA:
+   the router puts the agent not-ready("RONA") and the call back in its place.
+4. Either side hanging up ends the call: the other side is hung up, the bridge destroyed,
+   the agent goes to wrap-up (the router's timer), and the record is closed.
 
-All handlers run under one lock, so events and timers never interleave half-way. Every
-state change is written to Redis as it happens (`Store`). After a (re)connection `resync`
-reconciles with `GET /channels` and `GET /bridges`: calls whose channels are gone are
-closed, callers still waiting in our app are adopted back into the queue in arrival order,
-talking pairs are adopted, and stray agent legs are hung up.
+All state changes run under one lock, so events, timers and dialogues never interleave
+half-way. The ACD state (router + seats) is written to Redis before an agent's phone is
+rung and after every change (`_persist`); call records and queue events follow each step.
+Recovery after a restart or a lost websocket lives in `recovery.py`; callbacks in
+`callbacks.py`; agent actions (feature codes, REST) in `desk.py`.
 """
 
 from __future__ import annotations
@@ -24,50 +28,50 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from ccserver.agents import Agent, AgentState, Roster
+from ccserver.acd import Acd, AcdError, PinGuard
 from ccserver.config import Config
 from ccserver.logs import log
+from ccserver.media import Ari, Media
+from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ari import AriError, AriEvent
 
 logger = logging.getLogger("ccserver.calls")
 HOLDING_BRIDGE = "ccserver-holding"
 AGENT_LEG_PREFIX = "agent-"
+CUSTOMER_LEG_PREFIX = "cb-"
 CALL_BRIDGE_PREFIX = "call-"
 HANGUP_CAUSES = {16: "normal", 17: "busy", 18: "no-response", 19: "no-answer", 21: "rejected"}
-
-
-class Ari(Protocol):
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> Any: ...
+WAITING_STATES = ("waiting", "ringing")
+CALLBACK_STATES = ("callback", "callback-ringing", "callback-dialing", "callback-wait")
 
 
 @dataclass
 class Call:
-    id: str  # the caller's channel id
+    id: str  # the caller's channel id (kept for a callback, whose caller has hung up)
     caller: str
     dnis: str
     arrived_at: float
-    state: str = "greeting"  # greeting, waiting, ringing, connected, ended
+    state: str = "arriving"  # arriving, waiting, ringing, connected, callback*, ended
+    queue: str | None = None
+    priority: int = 0
     queued_at: float | None = None
+    ewt_quoted_s: float | None = None
     agent: str | None = None
     agent_channel: str | None = None
     connected_at: float | None = None
     ended_at: float | None = None
-    outcome: str | None = None  # completed, abandoned, failed
+    outcome: str | None = None  # completed, abandoned, callback-failed, failed
     hangup_by: str | None = None
+    decision: dict[str, Any] | None = None  # the router's reason for the connected agent
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    overflowed_from: list[str] = field(default_factory=list)
+    announcements: int = 0
+    recording: str | None = None
+    callback: dict[str, Any] | None = None  # number, customer_channel, attempts
 
     @property
     def wait_s(self) -> float | None:
@@ -83,46 +87,72 @@ class Call:
 
 
 class CallCenter:
-    def __init__(self, config: Config, ari: Ari, store: Store) -> None:
+    def __init__(self, config: Config, ari: Ari, store: Store, prompts: Prompts) -> None:
         self.config = config
         self.ari = ari
         self.store = store
-        self.roster = Roster(config.agents.ids, time.time())
+        self.prompts = prompts
+        self.media = Media(ari)
+        self.acd = Acd(config)
         self.calls: dict[str, Call] = {}
-        self.queue: deque[str] = deque()
-        self._legs: dict[str, str] = {}  # agent leg channel id -> call id
-        self._playbacks: dict[str, str] = {}  # playback id -> call id
-        self._lock = asyncio.Lock()
-        self._timers: set[asyncio.Task[None]] = set()
+        self.legs: dict[str, str] = {}  # agent or customer leg channel id -> call id
+        self.lock = asyncio.Lock()
+        self.started = False  # the ACD state was loaded (first connection to Asterisk)
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self.sessions: dict[str, asyncio.Task[Any]] = {}  # call id -> its session task
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._rona_at: dict[str, float] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self.pins: dict[str, str] = {}  # agent id -> PIN, from the run dir's secrets
+        self.pin_guard = PinGuard(config.acd.pin_attempts)
 
     # --- entry points --------------------------------------------------------------------
     async def on_event(self, event: AriEvent) -> None:
+        self.media.on_event(event)
         handler = {
             "StasisStart": self._stasis_start,
-            "PlaybackFinished": self._playback_finished,
             "ChannelDestroyed": self._channel_destroyed,
             "StasisEnd": self._stasis_end,
         }.get(event.type)
         if handler is None:
             return
-        async with self._lock:
+        async with self.lock:
             await handler(event)
-            await self._dispatch()
+            await self.dispatch()
+            await self.persist()
 
-    async def resync(self) -> None:
-        async with self._lock:
-            await self._resync()
-            await self._dispatch()
+    def start_ticker(self) -> None:
+        self._ticker = self.spawn(self._tick_forever(), "acd-ticker")
 
     def close(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """A background task that is cancelled at shutdown and logs when it fails."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log(
+                logger,
+                "task.failed",
+                logging.ERROR,
+                task=task.get_name(),
+                error=repr(task.exception())[:300],
+            )
 
     def summary(self) -> dict[str, Any]:
+        live = [c for c in self.calls.values() if c.state != "ended"]
         return {
-            "calls": sum(1 for c in self.calls.values() if c.state != "ended"),
-            "waiting": len(self.queue),
-            "agents": self.roster.counts(),
+            "calls": len(live),
+            "waiting": sum(1 for c in live if c.state == "waiting"),
+            "callbacks": sum(1 for c in live if c.state in CALLBACK_STATES),
+            "agents": self.acd.counts(),
         }
 
     # --- events --------------------------------------------------------------------------
@@ -131,10 +161,21 @@ class CallCenter:
         if channel_id is None:
             return
         args = event.args
-        if args[:1] == ["inbound"]:
-            await self._inbound(event, channel_id, args[1] if len(args) > 1 else "")
-        elif args[:1] == ["agent"] and len(args) > 1:
-            await self._agent_answered(channel_id, args[1])
+        kind, arg = (args[0] if args else ""), (args[1] if len(args) > 1 else "")
+        if kind == "inbound":
+            await self._inbound(event, channel_id, arg)
+        elif kind == "agent" and arg:
+            await self._agent_answered(channel_id, arg)
+        elif kind == "callback" and arg:
+            from ccserver.callbacks import customer_answered
+
+            await customer_answered(self, channel_id, arg)
+        elif kind == "feature":
+            from ccserver.desk import feature_call
+
+            phone = str(event.channel.get("name", "")).removeprefix("PJSIP/").rsplit("-", 1)[0]
+            self.media.listen(channel_id)
+            self.spawn(feature_call(self, channel_id, arg, phone), f"feature-{channel_id}")
         else:
             log(
                 logger,
@@ -143,65 +184,36 @@ class CallCenter:
                 channel=channel_id,
                 args=",".join(args),
             )
-            await self._hangup(channel_id)
+            await self.hangup(channel_id)
 
     async def _inbound(self, event: AriEvent, channel_id: str, dnis: str) -> None:
         caller = event.channel.get("caller", {})
         number = caller.get("number", "") if isinstance(caller, dict) else ""
         call = Call(id=channel_id, caller=str(number), dnis=dnis, arrived_at=time.time())
         self.calls[call.id] = call
+        self.media.listen(call.id)
         log(logger, "call.arrived", call=call.id, caller=call.caller, dnis=dnis)
         await self.store.save_call(call.record(), new=True)
-        await self.store.add_event(call.id, "arrived", caller=call.caller, dnis=dnis)
-        try:
-            await self.ari.request("POST", f"/channels/{call.id}/answer")
-            playback = f"greet-{uuid.uuid4().hex[:12]}"
-            self._playbacks[playback] = call.id
-            await self.ari.request(
-                "POST",
-                f"/channels/{call.id}/play/{playback}",
-                params={"media": f"sound:{self.config.controller.greeting}"},
-            )
-        except AriError as exc:
-            # The caller may have hung up already (404); otherwise skip the greeting.
-            log(logger, "call.greeting_failed", logging.WARNING, call=call.id, error=str(exc))
-            if call.state == "greeting":
-                await self._enqueue(call)
+        await self.event(call, "arrived", caller=call.caller, dnis=dnis)
+        from ccserver.waiting import session
 
-    async def _playback_finished(self, event: AriEvent) -> None:
-        playback = event.data.get("playback")
-        playback_id = playback.get("id") if isinstance(playback, dict) else None
-        call_id = self._playbacks.pop(str(playback_id), None)
-        call = self.calls.get(call_id or "")
-        if call is not None and call.state == "greeting":
-            await self._enqueue(call)
-
-    async def _enqueue(self, call: Call) -> None:
-        try:
-            await self.ari.request(
-                "POST", f"/bridges/{HOLDING_BRIDGE}/addChannel", params={"channel": call.id}
-            )
-        except AriError as exc:
-            log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
-            if exc.status == 404:  # the caller is gone; its StasisEnd closes the call
-                return
-        call.state = "waiting"
-        call.queued_at = call.queued_at or time.time()  # an adopted call keeps its own
-        self.queue.append(call.id)
-        log(logger, "call.queued", call=call.id, position=len(self.queue))
-        await self.store.save_call(call.record())
-        await self.store.add_event(call.id, "queued", position=len(self.queue))
+        self.sessions[call.id] = self.spawn(session(self, call), f"session-{call.id}")
 
     async def _agent_answered(self, leg: str, call_id: str) -> None:
         call = self.calls.get(call_id)
+        if call is not None and call.state == "callback-ringing" and call.agent_channel == leg:
+            from ccserver.callbacks import agent_answered
+
+            await agent_answered(self, call)
+            return
         if call is None or call.state != "ringing" or call.agent_channel != leg:
             log(logger, "call.late_answer", logging.WARNING, call=call_id, leg=leg)
-            self._legs.pop(leg, None)
-            await self._hangup(leg)
+            self.legs.pop(leg, None)
+            await self.hangup(leg)
             return
-        agent = self.roster.agents[call.agent or ""]
         bridge = CALL_BRIDGE_PREFIX + call.id
         try:
+            await self.media.stop(call.id)
             await self.ari.request(
                 "POST", "/bridges", params={"type": "mixing", "bridgeId": bridge}
             )
@@ -213,91 +225,163 @@ class CallCenter:
             )
         except AriError as exc:
             log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
-            await self._hangup(leg)
+            await self.hangup(leg)
             return  # the end event of whichever side is gone finishes the clean-up
-        call.state, call.connected_at = "connected", time.time()
+        await self.connected(call, bridge)
+
+    async def connected(self, call: Call, bridge: str) -> None:
+        """Caller and agent are in `bridge`: the router, the record and the recording."""
+        now = time.time()
+        call.state, call.connected_at = "connected", now
         call.attempts[-1]["result"] = "answered"
-        self.roster.busy(agent)
-        log(logger, "call.connected", call=call.id, agent=agent.id, wait_s=call.wait_s)
+        self.acd.router.answer(call.id, now)
+        if call.queue is not None and self.acd.queue_config(call.queue).record:
+            await self._record(call, bridge)
+        log(logger, "call.connected", call=call.id, agent=call.agent, wait_s=call.wait_s)
+        self.wake(call)
         await self.store.save_call(call.record())
-        await self.store.add_event(call.id, "connected", agent=agent.id, wait_s=call.wait_s)
+        await self.event(
+            call, "connect", agent=call.agent, wait_s=call.wait_s, **(call.decision or {})
+        )
+
+    async def _record(self, call: Call, bridge: str) -> None:
+        name = f"call-{call.id}"
+        try:
+            await self.ari.request(
+                "POST",
+                f"/bridges/{bridge}/record",
+                params={"name": name, "format": "wav", "ifExists": "overwrite"},
+            )
+        except AriError as exc:
+            log(logger, "call.record_failed", logging.WARNING, call=call.id, error=str(exc))
+            return
+        spool = self.config.run_dir / "asterisk" / "spool" / "recording"
+        call.recording = str(spool / f"{name}.wav")
 
     async def _channel_destroyed(self, event: AriEvent) -> None:
         channel_id = event.channel_id or ""
         cause = event.int_field("cause") or 0
+        self.media.gone(channel_id)
         if channel_id in self.calls:
-            await self._caller_gone(self.calls[channel_id], cause)
-        elif channel_id in self._legs:
+            await self.caller_gone(self.calls[channel_id], cause)
+        elif channel_id in self.legs:
             await self._leg_gone(channel_id, cause)
 
     async def _stasis_end(self, event: AriEvent) -> None:
         # A caller's channel came from the dialplan: when it hangs up it leaves Stasis
         # and goes back there to die, so ARI sends StasisEnd but no ChannelDestroyed.
-        # (We never send callers back to the dialplan ourselves, nor do bridge moves end
-        # Stasis.) Agent legs are ours to the end: their ChannelDestroyed carries the cause.
-        call = self.calls.get(event.channel_id or "")
+        # Our own legs (agents, callbacks) are ours to the end: ChannelDestroyed has the cause.
+        channel_id = event.channel_id or ""
+        self.media.gone(channel_id)
+        call = self.calls.get(channel_id)
         if call is not None:
-            await self._caller_gone(call, 0)
+            await self.caller_gone(call, 0)
 
-    async def _caller_gone(self, call: Call, cause: int) -> None:
-        if call.state == "ended":
-            return
-        if call.state == "connected":
-            await self._finish(call, "completed", hangup_by="caller")
-        else:
-            await self._finish(call, "abandoned", hangup_by="caller")
+    async def caller_gone(self, call: Call, cause: int) -> None:
+        if call.state in ("ended", *CALLBACK_STATES):
+            return  # a callback's caller hung up on purpose; the call lives on
+        outcome = "completed" if call.state == "connected" else "abandoned"
+        await self.finish(call, outcome, hangup_by="caller")
         log(logger, "call.caller_hangup", call=call.id, cause=cause)
 
     async def _leg_gone(self, leg: str, cause: int) -> None:
-        call = self.calls.get(self._legs.pop(leg, ""))
-        if call is None or call.agent_channel != leg:
+        call = self.calls.get(self.legs.pop(leg, ""))
+        if call is None:
             return
-        agent = self.roster.agents[call.agent or ""]
+        if call.callback is not None and leg == call.callback.get("customer_channel"):
+            from ccserver.callbacks import customer_gone
+
+            await customer_gone(self, call, cause)
+            return
+        if call.agent_channel != leg:
+            return
         if call.state == "connected":
-            await self._finish(call, "completed", hangup_by="agent")
-            return
-        if call.state != "ringing":
-            return
-        # Busy, no answer or failure: the agent rests, the call goes back to the head.
-        result = HANGUP_CAUSES.get(cause, f"cause-{cause}")
+            await self.finish(call, "completed", hangup_by="agent")
+        elif call.state in ("ringing", "callback-ringing"):
+            await self.rona(call, HANGUP_CAUSES.get(cause, f"cause-{cause}"))
+        elif call.state == "callback-dialing":
+            from ccserver.callbacks import agent_left
+
+            await agent_left(self, call)
+
+    async def rona(self, call: Call, result: str) -> None:
+        """The agent's phone rang out, was busy or failed: the agent goes not-ready(RONA),
+        the call back in its place."""
+        agent = call.agent or ""
         call.attempts[-1]["result"] = result
-        call.state, call.agent, call.agent_channel = "waiting", None, None
-        self.queue.appendleft(call.id)
-        self._rest(agent, f"rona-{result}")
-        log(
-            logger,
-            "call.agent_failed",
-            logging.WARNING,
-            call=call.id,
-            agent=agent.id,
-            result=result,
-        )
+        call.state = "callback" if call.state == "callback-ringing" else "waiting"
+        call.agent = call.agent_channel = None
+        self.acd.router.reject(call.id, agent, time.time())
+        self._rona_at[agent] = time.time()
+        log(logger, "call.rona", logging.WARNING, call=call.id, agent=agent, result=result)
+        self.wake(call)
         await self.store.save_call(call.record())
-        await self.store.add_event(call.id, "agent_failed", agent=agent.id, result=result)
+        await self.event(call, "rona", agent=agent, result=result)
 
     # --- routing -------------------------------------------------------------------------
-    async def _dispatch(self) -> None:
-        while self.queue:
-            agent = self.roster.pick()
-            if agent is None:
-                return
-            call = self.calls[self.queue.popleft()]
-            await self._ring(call, agent)
-
-    async def _ring(self, call: Call, agent: Agent) -> None:
-        leg = f"{AGENT_LEG_PREFIX}{uuid.uuid4().hex}"
-        call.state, call.agent, call.agent_channel = "ringing", agent.id, leg
-        call.attempts.append({"agent": agent.id, "at": time.time(), "result": "ringing"})
-        self.roster.ring(agent, call.id)
-        self._legs[leg] = call.id
-        log(logger, "call.ringing", call=call.id, agent=agent.id, leg=leg)
+    async def enqueue(self, call: Call, queue: str, *, priority: int | None = None) -> None:
+        """Give the call to the router in `queue`, keeping its original arrival (so an
+        overflowed, transferred or restored call keeps its place)."""
+        now = time.time()
+        call.ewt_quoted_s = round(
+            self.acd.enqueue(call.id, queue, now, priority=priority, arrival=call.arrived_at), 3
+        )
+        call.queue = queue
+        call.priority = self.acd.router.call(call.id).priority
+        call.queued_at = call.queued_at or now
+        position = self.acd.router.position(call.id)
+        log(
+            logger,
+            "call.queued",
+            call=call.id,
+            queue=queue,
+            position=position,
+            ewt_s=call.ewt_quoted_s,
+        )
         await self.store.save_call(call.record())
+        await self.event(call, "enter", queue=queue, position=position, ewt_s=call.ewt_quoted_s)
+
+    async def dispatch(self) -> None:
+        """Ask the router for every assignment possible now; write the state through, then
+        ring each chosen agent."""
+        assignments = self.acd.dispatch(time.time())
+        if not assignments:
+            return
+        rings = []
+        for a in assignments:
+            call = self.calls.get(a.call)
+            if call is None:  # the router knows a call we lost: give it back
+                log(logger, "call.unknown_assignment", logging.ERROR, call=a.call, agent=a.agent)
+                self.acd.router.remove(a.call, time.time())
+                continue
+            leg = f"{AGENT_LEG_PREFIX}{uuid.uuid4().hex}"
+            call.state = "callback-ringing" if call.state == "callback" else "ringing"
+            call.agent, call.agent_channel = a.agent, leg
+            call.decision = {
+                "strategy": a.strategy,
+                "step": a.step,
+                "group": a.group,
+                "level": a.level,
+                "waited_s": round(a.waited_s, 3),
+            }
+            call.attempts.append({"agent": a.agent, "at": time.time(), "result": "ringing"})
+            self.legs[leg] = call.id
+            rings.append((call, a.agent, leg))
+            await self.store.save_call(call.record())
+        await self.persist()  # write-through: the reservation is saved before a phone rings
+        for call, agent_id, leg in rings:
+            await self._ring(call, agent_id, leg)
+
+    async def _ring(self, call: Call, agent_id: str, leg: str) -> None:
+        phone = self.acd.seats[agent_id].phone
+        log(logger, "call.ringing", call=call.id, agent=agent_id, phone=phone, leg=leg)
+        self.wake(call)
         try:
             await self.ari.request(
                 "POST",
                 f"/channels/{leg}",
                 params={
-                    "endpoint": f"PJSIP/{agent.id}",
+                    "endpoint": f"PJSIP/{phone}",
                     "app": self.config.controller.app,
                     "appArgs": f"agent,{call.id}",
                     "timeout": self.config.controller.ring_timeout_s,
@@ -310,50 +394,57 @@ class CallCenter:
                 "call.originate_failed",
                 logging.ERROR,
                 call=call.id,
-                agent=agent.id,
+                agent=agent_id,
                 error=str(exc),
             )
-            await self._leg_gone(leg, 0)
+            self.legs.pop(leg, None)
+            if call.agent_channel == leg:
+                await self.rona(call, "originate-failed")
 
-    def _rest(self, agent: Agent, reason: str) -> None:
-        self.roster.not_ready(agent, reason)
-        task = asyncio.create_task(self._back_from_rest(agent.id))
-        self._timers.add(task)
-        task.add_done_callback(self._timers.discard)
+    async def _tick_forever(self) -> None:
+        """Router timers (relaxation, wrap-up ends, RONA memory) and RONA cool-downs."""
+        while True:
+            now = time.time()
+            due = self.acd.router.next_timer()
+            wait = 1.0 if due is None else min(1.0, max(0.05, due - now))
+            await asyncio.sleep(wait)
+            async with self.lock:
+                self._rona_cooldowns(time.time())
+                await self.dispatch()
+                await self.persist()
 
-    async def _back_from_rest(self, agent_id: str) -> None:
-        await asyncio.sleep(self.config.controller.rona_cooldown_s)
-        async with self._lock:
-            agent = self.roster.agents[agent_id]
-            if agent.state is AgentState.NOT_READY:
-                self.roster.ready(agent, time.time())
+    def _rona_cooldowns(self, now: float) -> None:
+        cooldown = self.config.controller.rona_cooldown_s
+        for agent_id, at in list(self._rona_at.items()):
+            if now < at + cooldown:
+                continue
+            del self._rona_at[agent_id]
+            view = self.acd.agent_view(agent_id)
+            if view["state"] == "not-ready" and view["reason"] == "RONA":
+                try:
+                    self.acd.set_ready(agent_id, now)
+                except AcdError:
+                    continue
                 log(logger, "agent.ready", agent=agent_id, after="rona-cooldown")
-            await self._dispatch()
 
     # --- ending --------------------------------------------------------------------------
-    async def _finish(self, call: Call, outcome: str, *, hangup_by: str) -> None:
+    async def finish(self, call: Call, outcome: str, *, hangup_by: str) -> None:
         previous = call.state
-        call.state, call.outcome, call.hangup_by, call.ended_at = (
-            "ended",
-            outcome,
-            hangup_by,
-            time.time(),
-        )
-        if call.id in self.queue:
-            self.queue.remove(call.id)
-        if previous == "greeting":  # no PlaybackFinished will come for a caller who left
-            self._playbacks = {p: c for p, c in self._playbacks.items() if c != call.id}
-        if previous == "ringing" and call.attempts:
+        now = time.time()
+        call.state, call.outcome, call.hangup_by, call.ended_at = "ended", outcome, hangup_by, now
+        if call.id in self.acd.router.calls():
+            if previous == "connected":
+                self.acd.router.complete(call.id, now)
+            else:
+                self.acd.router.remove(call.id, now)
+        if previous in ("ringing", "callback-ringing") and call.attempts:
             call.attempts[-1]["result"] = "caller-gone"
-        await self._hangup(call.id)
-        if call.agent_channel:
-            self._legs.pop(call.agent_channel, None)
-            await self._hangup(call.agent_channel)
-        if previous == "connected":
-            await self._destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
-        agent = self.roster.agents.get(call.agent or "")
-        if agent is not None and agent.call_id == call.id:
-            self.roster.ready(agent, time.time())
+        await self.hangup(call.id)
+        for leg in (call.agent_channel, (call.callback or {}).get("customer_channel")):
+            if leg:
+                self.legs.pop(leg, None)
+                await self.hangup(leg)
+        await self.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
         log(
             logger,
             "call.ended",
@@ -363,11 +454,15 @@ class CallCenter:
             agent=call.agent,
             wait_s=call.wait_s,
         )
+        kind = "abandon" if outcome == "abandoned" else "complete"
         await self.store.save_call(call.record())
-        await self.store.add_event(call.id, "ended", outcome=outcome, hangup_by=hangup_by)
+        await self.event(call, kind, outcome=outcome, hangup_by=hangup_by, wait_s=call.wait_s)
+        self.wake(call)
         self.calls.pop(call.id, None)
+        self._wakeups.pop(call.id, None)
+        self.sessions.pop(call.id, None)
 
-    async def _hangup(self, channel_id: str) -> None:
+    async def hangup(self, channel_id: str) -> None:
         try:
             await self.ari.request("DELETE", f"/channels/{channel_id}")
         except AriError as exc:
@@ -380,7 +475,7 @@ class CallCenter:
                     error=str(exc),
                 )
 
-    async def _destroy_bridge(self, bridge_id: str) -> None:
+    async def destroy_bridge(self, bridge_id: str) -> None:
         try:
             await self.ari.request("DELETE", f"/bridges/{bridge_id}")
         except AriError as exc:
@@ -393,109 +488,22 @@ class CallCenter:
                     error=str(exc),
                 )
 
-    # --- resync --------------------------------------------------------------------------
-    async def _resync(self) -> None:
-        bridges = await self.ari.request("GET", "/bridges") or []
-        by_id = {b.get("id"): b for b in bridges if isinstance(b, dict)}
-        if HOLDING_BRIDGE not in by_id:
-            await self.ari.request(
-                "POST", "/bridges", params={"type": "holding", "bridgeId": HOLDING_BRIDGE}
-            )
-        await self.ari.request(
-            "POST",
-            f"/bridges/{HOLDING_BRIDGE}/moh",
-            params={"mohClass": self.config.controller.moh_class},
-        )
-        channels = await self.ari.request("GET", "/channels") or []
-        live = {c["id"]: c for c in channels if isinstance(c, dict) and "id" in c}
-        for call in list(self.calls.values()):
-            if call.id not in live:
-                await self._caller_gone(call, 0)
-            elif call.agent_channel and call.agent_channel not in live:
-                await self._leg_gone(call.agent_channel, 0)
-        adopted = 0
-        for bridge_id, bridge in by_id.items():
-            if isinstance(bridge_id, str) and bridge_id.startswith(CALL_BRIDGE_PREFIX):
-                adopted += await self._adopt_talk(bridge_id, bridge, live)
-        waiting = [
-            await self._rebuild(channel)
-            for channel in live.values()
-            if self._is_our_inbound(channel) and channel["id"] not in self.calls
-        ]
-        for call in sorted(waiting, key=lambda c: (c.queued_at or c.arrived_at, c.id)):
-            if call.attempts and call.attempts[-1]["result"] == "ringing":
-                call.attempts[-1]["result"] = "interrupted"  # rang while we were away
-            call.agent = call.agent_channel = None
-            self.calls[call.id] = call
-            log(logger, "call.adopted", call=call.id, state="waiting")
-            await self._enqueue(call)
-            adopted += 1
-        for channel_id in live:
-            if channel_id.startswith(AGENT_LEG_PREFIX) and channel_id not in self._legs:
-                await self._hangup(channel_id)
-        log(
-            logger,
-            "calls.resynced",
-            channels=len(live),
-            bridges=len(by_id),
-            adopted=adopted,
-            waiting=len(self.queue),
-        )
+    # --- shared helpers ------------------------------------------------------------------
+    async def persist(self) -> None:
+        """Write the ACD state (and the callbacks waiting for a retry, which the router does
+        not hold) through to Redis."""
+        if self.started:
+            parked = [c.id for c in self.calls.values() if c.state == "callback-wait"]
+            await self.store.save_acd({"acd": self.acd.snapshot(), "parked": parked})
 
-    def _is_our_inbound(self, channel: dict[str, Any]) -> bool:
-        dialplan = channel.get("dialplan") or {}
-        app_data = str(dialplan.get("app_data", ""))
-        return dialplan.get("app_name") == "Stasis" and app_data.startswith(
-            f"{self.config.controller.app},inbound"
-        )
+    async def event(self, call: Call, kind: str, **fields: Any) -> None:
+        """One queue event, to the Redis stream."""
+        clean = {k: v for k, v in fields.items() if v is not None}
+        await self.store.add_event(call.id, kind, **clean)
 
-    async def _rebuild(self, channel: dict[str, Any]) -> Call:
-        """A call found in Asterisk after a restart: its saved record where Redis has one
-        (arrival, queue entry, attempts survive), else what the channel itself says."""
-        saved = await self.store.load_call(channel["id"])
-        if saved is not None:
-            fields = {k: v for k, v in saved.items() if k in Call.__dataclass_fields__}
-            return Call(**{**fields, "state": "restored"})
-        caller = channel.get("caller") or {}
-        dnis = str((channel.get("dialplan") or {}).get("app_data", "")).split(",")[-1]
-        return Call(
-            id=channel["id"],
-            caller=str(caller.get("number", "")),
-            dnis=dnis,
-            arrived_at=_epoch(channel.get("creationtime")),
-        )
+    def wake(self, call: Call) -> None:
+        """Tell the call's session that its state changed."""
+        self._wakeups.setdefault(call.id, asyncio.Event()).set()
 
-    async def _adopt_talk(
-        self, bridge_id: str, bridge: dict[str, Any], live: dict[str, Any]
-    ) -> int:
-        call_id = bridge_id[len(CALL_BRIDGE_PREFIX) :]
-        members = [c for c in bridge.get("channels", []) if c in live]
-        legs = [c for c in members if c.startswith(AGENT_LEG_PREFIX)]
-        if call_id in self.calls or call_id not in members or len(legs) != 1:
-            if call_id not in self.calls and call_id not in members:
-                for leg in legs:
-                    await self._hangup(leg)
-                await self._destroy_bridge(bridge_id)
-            return 0
-        leg = legs[0]
-        agent_id = str(live[leg].get("name", "")).removeprefix("PJSIP/").split("-")[0]
-        agent = self.roster.agents.get(agent_id)
-        if agent is None or agent.state is not AgentState.READY:
-            return 0
-        call = await self._rebuild(live[call_id])
-        call.state, call.agent, call.agent_channel = "connected", agent_id, leg
-        call.connected_at = call.connected_at or time.time()
-        self.calls[call_id] = call
-        self._legs[leg] = call_id
-        self.roster.ring(agent, call_id)
-        self.roster.busy(agent)
-        log(logger, "call.adopted", call=call_id, state="connected", agent=agent_id)
-        return 1
-
-
-def _epoch(stamp: object) -> float:
-    """ARI's `creationtime` ("2026-11-25T02:03:04.123+0000") as epoch seconds."""
-    try:
-        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except ValueError:
-        return time.time()
+    def wakeup(self, call: Call) -> asyncio.Event:
+        return self._wakeups.setdefault(call.id, asyncio.Event())

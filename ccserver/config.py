@@ -240,6 +240,10 @@ class AcdConfig(_Section):
     """Position and expected wait are announced on entry and then this often (0: never)."""
     language: str = Field(default="zh", pattern=r"^(zh|en)$")
     pin_attempts: int = Field(default=3, ge=1, le=10)
+    callback_endpoint: str = "PJSIP/callers/sip:{number}@127.0.0.1:5080"
+    """How a customer is dialled back (`{number}` filled in): a trunk in production."""
+    callback_attempts: int = Field(default=3, ge=1, le=10)
+    callback_retry_s: float = Field(default=60.0, ge=1)
 
     @model_validator(mode="after")
     def _references(self) -> AcdConfig:

@@ -1,5 +1,8 @@
 """`ccserver serve`: the controller process — ARI, AMI, Redis and the call lifecycle wired
-together, plus a small HTTP server (`/healthz`) bound to the configured address.
+together, plus an HTTP server (`/healthz`) bound to the configured address.
+
+AMI tells us what agents' phones are doing (DeviceStateChange): a phone that is
+unregistered or busy with a call that is not ours is not offered calls (see `acd.py`).
 
 Everything started here has a matching close in `run()`'s `finally`, so SIGTERM leaves no
 task running and no half-written record.
@@ -10,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from pathlib import Path
 
 from aiohttp import web
 
+from ccserver import recovery
 from ccserver import secrets as secrets_mod
 from ccserver.calls import CallCenter
 from ccserver.config import Config
 from ccserver.logs import log
+from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
@@ -49,16 +55,32 @@ class Controller:
             secret=secrets.ami_secret,
             on_event=self._on_ami_event,
         )
-        self.calls = CallCenter(config, self.ari, self.store)
+        self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
+        self.calls = CallCenter(config, self.ari, self.store, self.prompts)
+        self.calls.pins = dict(secrets.agent_pins)
+        self._device_tasks: set[asyncio.Task[None]] = set()
 
     async def _on_ari_event(self, event: AriEvent) -> None:
         await self.calls.on_event(event)
 
     async def _on_ari_connected(self) -> None:
-        await self.calls.resync()
+        await recovery.resync(self.calls)
 
     def _on_ami_event(self, event: AmiEvent) -> None:
         log(logger, "ami.event", name=event.name, **_ami_fields(event))
+        device = event.fields.get("Device", "")
+        if event.name == "DeviceStateChange" and device.startswith("PJSIP/"):
+            phone, state = device.removeprefix("PJSIP/"), event.fields.get("State", "")
+            if phone in self.config.phones.ids:
+                task = asyncio.create_task(self._device_state(phone, state))
+                self._device_tasks.add(task)
+                task.add_done_callback(self._device_tasks.discard)
+
+    async def _device_state(self, phone: str, state: str) -> None:
+        async with self.calls.lock:
+            if self.calls.acd.device_state(phone, state, time.time()) is not None:
+                await self.calls.dispatch()
+                await self.calls.persist()
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
@@ -81,6 +103,7 @@ class Controller:
         await site.start()
         await self.ami.start()
         await self.ari.start()
+        self.calls.start_ticker()
         log(
             logger,
             "controller.started",

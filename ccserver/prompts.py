@@ -74,7 +74,9 @@ class Prompts:
         try:
             _run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), "--", text])
             # `gain -n -1` normalises first so the 8 kHz resample never clips.
-            _run(["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(tmp), "gain", "-n", "-1"])
+            _run(
+                ["sox", str(raw), "-r", "8000", "-c", "1", "-b", "16", str(tmp), "gain", "-n", "-1"]
+            )
             os.replace(tmp, target)
         finally:
             raw.unlink(missing_ok=True)

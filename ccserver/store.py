@@ -1,8 +1,9 @@
 """Redis: the record of every call and the stream of call events.
 
 Keys: `ccserver:call:<id>` (the call record as JSON), `ccserver:calls` (call ids in arrival
-order) and the stream `ccserver:events`. A Redis outage must never drop a caller: writes
-that fail are logged and counted (`failed_writes`) and the call goes on.
+order), `ccserver:acd` (the ACD state a restarted controller rebuilds its router from) and
+the stream `ccserver:events` (queue and agent events). A Redis outage must never drop a
+caller: writes that fail are logged and counted (`failed_writes`) and the call goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ logger = logging.getLogger("ccserver.store")
 CALL_KEY = "ccserver:call:{id}"
 CALLS_KEY = "ccserver:calls"
 EVENTS_KEY = "ccserver:events"
+ACD_KEY = "ccserver:acd"
 EVENTS_MAXLEN = 100_000
 
 
@@ -74,6 +76,25 @@ class Store:
             log(logger, "store.read_failed", logging.WARNING, call=call_id, error=repr(exc)[:200])
             return None
         return record if isinstance(record, dict) else None
+
+    async def save_acd(self, state: dict[str, Any]) -> None:
+        """The ACD state (router snapshot, seats, parked callbacks), written through."""
+        try:
+            await self.redis.set(ACD_KEY, json.dumps(state))
+        except RedisError as exc:
+            self._failed("save_acd", exc)
+
+    async def load_acd(self) -> dict[str, Any] | None:
+        """The saved ACD state; None when there is none (or it is unreadable). A Redis that
+        cannot be reached raises RedisError: starting afresh then would lose every caller's
+        place, so the caller retries instead."""
+        raw = await self.redis.get(ACD_KEY)
+        try:
+            state = json.loads(raw) if raw else None
+        except ValueError as exc:
+            log(logger, "store.read_failed", logging.ERROR, key=ACD_KEY, error=repr(exc)[:200])
+            return None
+        return state if isinstance(state, dict) else None
 
     def _failed(self, what: str, exc: Exception, **fields: Any) -> None:
         self.failed_writes += 1

@@ -140,8 +140,19 @@ class LiveStack:
         return [fields for _, fields in entries if fields.get("call") == call_id]
 
 
-def start_stack(tmp: Path, pools: dict[str, list[str]], **controller: Any) -> Iterator[LiveStack]:
-    """Start a private stack whose agents are split into SIPp pools (one UAS port each)."""
+ONE_QUEUE = {"queues": [{"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0}]}
+"""The simplest center: one queue, no wrap-up (so an agent takes calls back to back)."""
+
+
+def start_stack(
+    tmp: Path,
+    pools: dict[str, list[str]],
+    *,
+    acd: dict[str, Any] | None = None,
+    **controller: Any,
+) -> Iterator[LiveStack]:
+    """Start a private stack whose phones are split into SIPp pools (one UAS port each);
+    `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone)."""
     ports = {pool: free_port() for pool in pools}
     contacts = {
         agent: f"sip:{agent}@127.0.0.1:{ports[pool]}"
@@ -162,6 +173,7 @@ def start_stack(tmp: Path, pools: dict[str, list[str]], **controller: Any) -> It
         "redis": {"port": free_port()},
         "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
         "phones": {"ids": sorted(contacts), "contacts": contacts},
+        "acd": acd if acd is not None else ONE_QUEUE,
     }
     config = config_mod.Config.model_validate(data)
     stack = Stack(config)

@@ -34,7 +34,8 @@ def test_twenty_calls_are_each_bridged_to_an_agent_and_completed(live: LiveStack
         assert record["attempts"][-1] == {**record["attempts"][-1], "result": "answered"}
         assert record["connected_at"] >= record["queued_at"] >= record["arrived_at"]
         kinds = [e["kind"] for e in live.events(record["id"])]
-        assert kinds[0] == "arrived" and kinds[-1] == "ended" and "connected" in kinds
+        assert kinds[0] == "arrived" and kinds[-1] == "complete" and "connect" in kinds
+        assert kinds.index("enter") < kinds.index("connect")
     # Longest-idle routing spreads 20 calls over all five agents.
     assert set(Counter(r["agent"] for r in records)) == set(AGENTS)
 

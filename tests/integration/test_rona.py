@@ -32,7 +32,7 @@ def test_an_unanswered_agent_is_skipped_and_the_call_goes_to_another(live: LiveS
     # The ring timeout passed before the second agent was tried.
     assert record["attempts"][1]["at"] - record["attempts"][0]["at"] >= 3.0
     kinds = [e["kind"] for e in live.events(record["id"])]
-    assert "agent_failed" in kinds
+    assert "rona" in kinds
 
 
 def test_the_unanswered_agent_rests_and_others_take_the_next_calls(live: LiveStack) -> None:

@@ -1,0 +1,346 @@
+"""The ACD: the acd_core Router configured from `[acd]`, plus what the router does not know —
+which phone each agent sits at, what that phone is doing, and the reasons people give.
+
+The router decides; this module keeps the controller's side of agents (`Seat`: the phone an
+agent is logged in at, the device state Asterisk reports for it) and turns configuration
+into router queues. It never talks to Asterisk or Redis: `snapshot()`/`restore()` give the
+controller a JSON-able state to write through to Redis, and every refusal is an `AcdError`
+with a slug the REST API and the feature codes both use.
+
+Device gating. An agent is offered calls only when the router has them ready *and* their
+phone can take a call. When AMI says the phone is unregistered or busy with a call that is
+not ours, a ready agent is put not-ready with the system reason `device-unavailable` or
+`device-busy`; when the phone is free again and the reason is still ours, the agent is
+ready again by itself. An agent whose wrap-up ends while the phone is busy goes the same way
+instead of becoming ready (checked before every dispatch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from acd_core import Assignment, RelaxStep, Router, RouterAPI, RouterError
+from ccserver.config import Config, QueueConfig
+from ccserver.errors import CCServerError
+from ccserver.logs import log
+
+logger = logging.getLogger("ccserver.acd")
+
+REASONS = ("break", "training", "meeting", "after-call-work")
+"""Not-ready reasons an agent may give (feature code *13 + 1..4, or the REST API)."""
+DEVICE_REASONS = {"busy": "device-busy", "unavailable": "device-unavailable"}
+_BUSY_STATES = {"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"}
+_GONE_STATES = {"UNAVAILABLE", "INVALID"}
+LOCKOUT_S = 60.0
+
+
+class AcdError(CCServerError):
+    """An agent or call request the ACD refuses (slug says why)."""
+
+    slug = "invalid-state"
+    status = 409
+
+
+@dataclass
+class Seat:
+    """One configured agent as the controller sees them, beside the router's view."""
+
+    id: str
+    name: str
+    skills: dict[str, int]
+    phone: str | None = None  # where logged in; None when logged out
+    device: str = "ok"  # "ok", "busy" or "unavailable", from AMI device state
+
+
+def device_condition(state: str) -> str:
+    """An AMI DeviceStateChange `State` as "ok", "busy" or "unavailable"."""
+    upper = state.upper()
+    if upper in _GONE_STATES:
+        return "unavailable"
+    if upper in _BUSY_STATES:
+        return "busy"
+    return "ok"  # NOT_INUSE, UNKNOWN (static contacts without qualify report this)
+
+
+def relax_steps(queue: QueueConfig) -> list[RelaxStep]:
+    return [RelaxStep(s.after_s, s.lower_by, tuple(s.add)) for s in queue.relaxation]
+
+
+class PinGuard:
+    """Counts wrong PINs per source (a phone, an API token) and locks it out for a while."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._failures: dict[str, list[float]] = {}
+
+    def check(self, source: str, now: float) -> None:
+        recent = [t for t in self._failures.get(source, []) if now - t < LOCKOUT_S]
+        self._failures[source] = recent
+        if len(recent) >= self.limit:
+            raise AcdError(
+                f"too many wrong PINs from {source}; wait a minute", slug="rate-limited", status=429
+            )
+
+    def failed(self, source: str, now: float) -> None:
+        self._failures.setdefault(source, []).append(now)
+
+    def passed(self, source: str) -> None:
+        self._failures.pop(source, None)
+
+
+class Acd:
+    def __init__(self, config: Config, router_cls: type[RouterAPI] = Router) -> None:
+        self.config = config
+        self.router: RouterAPI = router_cls(rona_memory_s=config.acd.rona_memory_s)
+        self.seats = {a.id: Seat(a.id, a.name, dict(a.skills)) for a in config.agents}
+        self.phone_devices: dict[str, str] = {}  # phone id -> "ok"/"busy"/"unavailable"
+
+    # --- set-up and persistence ----------------------------------------------------------
+    def define_queues(self) -> None:
+        """(Re)define every configured queue; calls already waiting keep their places."""
+        for q in self.config.acd.queues:
+            self.router.define_queue(
+                q.name,
+                q.skills,
+                strategy=q.strategy,
+                relaxation=relax_steps(q),
+                wrap_up_s=q.wrap_up_s,
+                preferred_s=q.preferred_s,
+            )
+
+    def start_fresh(self, now: float) -> None:
+        """A first start: queues defined, `auto_login` agents at their phones, ready."""
+        self.define_queues()
+        for agent in self.config.agents:
+            if agent.auto_login and agent.phone is not None:
+                self.login(agent.id, agent.phone, now)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "router": self.router.snapshot(),
+            "seats": {k: asdict(v) for k, v in self.seats.items()},
+        }
+
+    def restore(self, data: Mapping[str, Any], now: float) -> list[str]:
+        """Rebuild from a snapshot; then apply the current configuration (queues redefined,
+        agents no longer configured logged out). Returns calls those logouts gave back."""
+        self.router.restore(data["router"])
+        for agent_id, saved in data.get("seats", {}).items():
+            seat = self.seats.get(agent_id)
+            if seat is not None:
+                seat.phone = saved.get("phone")
+                seat.device = saved.get("device", "ok")
+        self.define_queues()
+        returned = []
+        known = set(self.router.agents())
+        for agent in self.config.agents:  # added to the configuration since the snapshot
+            if agent.id not in known and agent.auto_login and agent.phone is not None:
+                self.login(agent.id, agent.phone, now)
+        for agent_id in self.router.agents():
+            view = self.router.agent(agent_id)
+            if view.state == "logged-out":
+                continue
+            if agent_id not in self.seats:
+                call = self.router.logout(agent_id, now)
+                if call is not None:
+                    returned.append(call)
+            else:
+                self.router.set_skills(agent_id, self.seats[agent_id].skills)
+        return returned
+
+    # --- agents --------------------------------------------------------------------------
+    def seat(self, agent_id: str) -> Seat:
+        seat = self.seats.get(agent_id)
+        if seat is None:
+            raise AcdError(f"no agent {agent_id!r} is configured", slug="agent-unknown", status=404)
+        return seat
+
+    def agent_at(self, phone: str) -> str | None:
+        return next((s.id for s in self.seats.values() if s.phone == phone), None)
+
+    def state(self, agent_id: str) -> str:
+        self.seat(agent_id)
+        if agent_id not in self.router.agents():
+            return "logged-out"
+        return self.router.agent(agent_id).state
+
+    def login(self, agent_id: str, phone: str, now: float, *, ready: bool = True) -> None:
+        seat = self.seat(agent_id)
+        if phone not in self.config.phones.ids:
+            raise AcdError(f"no phone {phone!r} is configured", slug="phone-unknown", status=404)
+        if self.state(agent_id) != "logged-out":
+            raise AcdError(
+                f"agent {agent_id} is already logged in at phone {seat.phone}",
+                slug="agent-logged-in",
+            )
+        other = self.agent_at(phone)
+        if other is not None:
+            raise AcdError(f"agent {other} is logged in at phone {phone}", slug="phone-in-use")
+        self._router(self.router.login, agent_id, seat.skills, now, ready=ready)
+        seat.phone = phone
+        seat.device = self.phone_devices.get(phone, "ok")
+        log(logger, "agent.login", agent=agent_id, phone=phone, ready=ready)
+
+    def logout(self, agent_id: str, now: float) -> None:
+        state = self.state(agent_id)
+        if state == "logged-out":
+            raise AcdError(f"agent {agent_id} is not logged in", slug="agent-logged-out")
+        if state in ("reserved", "busy"):
+            raise AcdError(
+                f"agent {agent_id} is {state}: finish the call first", slug="agent-on-call"
+            )
+        self.router.logout(agent_id, now)
+        self.seats[agent_id].phone = None
+        log(logger, "agent.logout", agent=agent_id)
+
+    def set_ready(self, agent_id: str, now: float) -> None:
+        seat = self.seat(agent_id)
+        self._router(self.router.set_ready, agent_id, now)
+        log(logger, "agent.ready", agent=agent_id)
+        if seat.device != "ok":  # the phone is busy: wait for it, visibly
+            self.router.set_not_ready(agent_id, DEVICE_REASONS[seat.device], now)
+
+    def set_not_ready(self, agent_id: str, reason: str, now: float) -> None:
+        if reason not in REASONS:
+            raise AcdError(
+                f"reason {reason!r} is not one of {', '.join(REASONS)}",
+                slug="reason-unknown",
+                status=400,
+            )
+        self.seat(agent_id)
+        self._router(self.router.set_not_ready, agent_id, reason, now)
+        log(logger, "agent.not_ready", agent=agent_id, reason=reason)
+
+    def extend_wrap_up(self, agent_id: str, seconds: float, now: float) -> float:
+        self.seat(agent_id)
+        if not 0 < seconds <= 3600:
+            raise AcdError("seconds must be in (0, 3600]", slug="input-invalid", status=400)
+        until: float = self._router(self.router.extend_wrap_up, agent_id, seconds, now)
+        return until
+
+    def device_state(self, phone: str, state: str, now: float) -> str | None:
+        """Record what AMI says about a phone; returns the agent whose state this changed."""
+        condition = device_condition(state)
+        self.phone_devices[phone] = condition
+        agent_id = self.agent_at(phone)
+        if agent_id is None:
+            return None
+        seat = self.seats[agent_id]
+        seat.device = condition
+        view = self.router.agent(agent_id)
+        if (
+            condition == "ok"
+            and view.state == "not-ready"
+            and view.reason in DEVICE_REASONS.values()
+        ):
+            self.router.set_ready(agent_id, now)
+            log(logger, "agent.device_ok", agent=agent_id, phone=phone)
+            return agent_id
+        if condition != "ok" and view.state == "ready":
+            self.router.set_not_ready(agent_id, DEVICE_REASONS[condition], now)
+            log(logger, "agent.device_blocked", agent=agent_id, phone=phone, device=condition)
+            return agent_id
+        return None
+
+    # --- calls ---------------------------------------------------------------------------
+    def queue_config(self, name: str) -> QueueConfig:
+        try:
+            return self.config.acd.queue(name)
+        except StopIteration:
+            raise AcdError(f"no queue {name!r}", slug="queue-unknown", status=404) from None
+
+    def enqueue(
+        self,
+        call_id: str,
+        queue: str,
+        now: float,
+        *,
+        priority: int | None = None,
+        arrival: float | None = None,
+        preferred_agent: str | None = None,
+    ) -> float:
+        """Put a call in a queue at its place (arrival kept across overflow and transfer);
+        returns the expected wait quoted."""
+        spec = self.queue_config(queue)
+        ewt: float = self._router(
+            self.router.enqueue,
+            call_id,
+            queue,
+            now,
+            priority=spec.priority if priority is None else priority,
+            arrival=arrival,
+            preferred_agent=preferred_agent,
+        )
+        return ewt
+
+    def dispatch(self, now: float) -> list[Assignment]:
+        """Every assignment possible now, never to an agent whose phone can't ring."""
+        for seat in self.seats.values():
+            if seat.device == "ok" or seat.phone is None:
+                continue
+            view = self.router.agent(seat.id)
+            ends = view.wrap_until is not None and view.wrap_until <= now
+            if view.state == "ready" or (view.state == "wrap-up" and ends):
+                self.router.set_not_ready(seat.id, DEVICE_REASONS[seat.device], now)
+        return self.router.dispatch(now)
+
+    # --- views ---------------------------------------------------------------------------
+    def agent_view(self, agent_id: str) -> dict[str, Any]:
+        seat = self.seat(agent_id)
+        body: dict[str, Any] = {
+            "id": seat.id,
+            "name": seat.name,
+            "phone": seat.phone,
+            "device": seat.device,
+            "skills": seat.skills,
+            "state": "logged-out",
+            "reason": None,
+            "call": None,
+            "calls_taken": 0,
+            "wrap_until": None,
+        }
+        if agent_id in self.router.agents():
+            view = self.router.agent(agent_id)
+            body.update(
+                state=view.state,
+                reason=view.reason,
+                call=view.call,
+                calls_taken=view.calls_taken,
+                wrap_until=view.wrap_until,
+            )
+        return body
+
+    def queue_view(self, name: str, now: float) -> dict[str, Any]:
+        spec = self.queue_config(name)
+        views = (self.router.call(c) for c in self.router.calls())
+        waiting = [c for c in views if c.queue == name and c.state == "waiting"]
+        eligible: dict[str, int] = {}
+        for seat in self.seats.values():
+            if all(seat.skills.get(k, 0) >= v for k, v in spec.skills.items()):
+                state = self.state(seat.id)
+                eligible[state] = eligible.get(state, 0) + 1
+        return {
+            "name": name,
+            "priority": spec.priority,
+            "waiting": len(waiting),
+            "oldest_wait_s": round(max((now - c.queued_at for c in waiting), default=0.0), 3),
+            "ewt_s": round(self.router.expected_wait(name, spec.priority), 3),
+            "agents": eligible,
+        }
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for agent_id in self.seats:
+            state = self.state(agent_id)
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def _router(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call the router, turning its refusals into AcdErrors with the same slug."""
+        try:
+            return method(*args, **kwargs)
+        except RouterError as exc:
+            raise AcdError(exc.message, slug=exc.slug) from None

@@ -1,0 +1,170 @@
+"""Playback and keypad input for channels in Stasis, as awaitable calls.
+
+ARI is event-driven: a playback is started by one request and reported finished by a
+`PlaybackFinished` event; each key press is a `ChannelDtmfReceived` event. Dialogues (feature
+codes, queue announcements, callback offers, IVR flows) read better as coroutines, so this
+module turns those events back into awaits: `play()` returns when the prompt is over (or at
+the first key when interruptible), `read_digits()` returns what was typed.
+
+Digits typed while nobody is reading are buffered per channel, so a caller who types ahead
+of a prompt loses nothing. When a channel leaves, everything waiting on it raises
+`ChannelGone`, which ends that dialogue cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any, Protocol
+
+from ccserver.telephony.ari import AriError, AriEvent
+
+
+class Ari(Protocol):
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any: ...
+
+
+class ChannelGone(Exception):
+    """The channel hung up (or was never there); the dialogue on it is over."""
+
+
+class Media:
+    def __init__(self, ari: Ari) -> None:
+        self.ari = ari
+        self._playbacks: dict[str, tuple[str, asyncio.Future[None]]] = {}
+        self._digits: dict[str, asyncio.Queue[str]] = {}
+        self._gone: set[str] = set()
+
+    # --- events (called by the controller for every ARI event) -----------------------------
+    def on_event(self, event: AriEvent) -> None:
+        if event.type == "PlaybackFinished":
+            playback = event.data.get("playback")
+            playback_id = str(playback.get("id")) if isinstance(playback, dict) else ""
+            entry = self._playbacks.pop(playback_id, None)
+            if entry is not None and not entry[1].done():
+                entry[1].set_result(None)
+        elif event.type == "ChannelDtmfReceived" and event.channel_id:
+            digit = str(event.data.get("digit", ""))
+            if digit:
+                self._queue(event.channel_id).put_nowait(digit)
+
+    def listen(self, channel_id: str) -> None:
+        """Start buffering this channel's key presses (a channel may be reused after gone)."""
+        self._gone.discard(channel_id)
+        self._queue(channel_id)
+
+    def gone(self, channel_id: str) -> None:
+        """The channel ended: wake everything waiting on it with ChannelGone."""
+        self._gone.add(channel_id)
+        for playback_id, (owner, future) in list(self._playbacks.items()):
+            if owner == channel_id:
+                del self._playbacks[playback_id]
+                if not future.done():
+                    future.set_exception(ChannelGone(channel_id))
+        queue = self._digits.pop(channel_id, None)
+        if queue is not None:
+            queue.put_nowait("")  # a reader blocked in get() wakes and sees the channel gone
+        if len(self._gone) > 10_000:  # only recent ids matter (a reader racing the hang-up)
+            self._gone.clear()
+
+    # --- dialogue primitives ---------------------------------------------------------------
+    async def play(self, channel_id: str, media: list[str], *, interruptible: bool = False) -> str:
+        """Play `media` (URIs) in order; return the key that interrupted it, or ""."""
+        if not media:
+            return ""
+        self._check(channel_id)
+        playback_id = f"pb-{uuid.uuid4().hex[:16]}"
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._playbacks[playback_id] = (channel_id, finished)
+        try:
+            await self.ari.request(
+                "POST",
+                f"/channels/{channel_id}/play/{playback_id}",
+                params={"media": ",".join(media)},
+            )
+        except AriError as exc:
+            self._playbacks.pop(playback_id, None)
+            if exc.status == 404:
+                raise ChannelGone(channel_id) from None
+            raise
+        if not interruptible:
+            await finished
+            return ""
+        key: asyncio.Future[str] = asyncio.ensure_future(self._next_digit(channel_id))
+        try:
+            waits: set[asyncio.Future[Any]] = {finished, key}
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if key in done:
+                digit = key.result()
+                with contextlib.suppress(AriError):
+                    await self.ari.request("DELETE", f"/playbacks/{playback_id}")
+                return digit
+            finished.result()  # raises ChannelGone when the channel left
+            return ""
+        finally:
+            key.cancel()
+            self._playbacks.pop(playback_id, None)
+
+    async def read_digits(
+        self,
+        channel_id: str,
+        *,
+        max_digits: int,
+        timeout_s: float,
+        inter_digit_s: float = 4.0,
+        terminator: str | None = "#",
+        first: str = "",
+    ) -> str:
+        """Collect up to `max_digits` keys (the terminator ends early and is not returned);
+        `timeout_s` for the first key, `inter_digit_s` between keys. "" when nothing came."""
+        digits = first
+        if terminator and digits.endswith(terminator):
+            return digits[: -len(terminator)]
+        while len(digits) < max_digits:
+            wait = timeout_s if not digits else inter_digit_s
+            try:
+                key = await asyncio.wait_for(self._next_digit(channel_id), wait)
+            except TimeoutError:
+                break
+            if terminator and key == terminator:
+                break
+            digits += key
+        return digits
+
+    async def stop(self, channel_id: str) -> None:
+        """Stop whatever is playing to the channel (before it joins an agent)."""
+        for playback_id, (owner, _) in list(self._playbacks.items()):
+            if owner == channel_id:
+                with contextlib.suppress(AriError):
+                    await self.ari.request("DELETE", f"/playbacks/{playback_id}")
+
+    def flush(self, channel_id: str) -> None:
+        """Forget keys typed so far (before a question whose answer must be fresh)."""
+        queue = self._digits.get(channel_id)
+        while queue is not None and not queue.empty():
+            queue.get_nowait()
+
+    async def _next_digit(self, channel_id: str) -> str:
+        self._check(channel_id)
+        digit = await self._queue(channel_id).get()
+        if not digit:
+            raise ChannelGone(channel_id)
+        return digit
+
+    def _queue(self, channel_id: str) -> asyncio.Queue[str]:
+        queue = self._digits.get(channel_id)
+        if queue is None:
+            queue = self._digits[channel_id] = asyncio.Queue()
+        return queue
+
+    def _check(self, channel_id: str) -> None:
+        if channel_id in self._gone:
+            raise ChannelGone(channel_id)

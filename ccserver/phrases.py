@@ -1,0 +1,71 @@
+"""What the controller itself says — queue announcements, the callback offer, feature-code
+confirmations — in Mandarin (default) and English, as text for `Prompts`.
+
+Kept in one table so that a translation or a wording change is one edit, and so that tests
+can check every phrase exists in every language.
+"""
+
+from __future__ import annotations
+
+import math
+
+PHRASES: dict[str, dict[str, str]] = {
+    "position": {
+        "zh": "您前面还有{ahead}位客户在等待，预计等待时间约{minutes}分钟。",
+        "en": (
+            "There are {ahead} callers ahead of you. Your expected wait is about {minutes} minutes."
+        ),
+    },
+    "next": {
+        "zh": "您是下一位，请稍候，坐席马上为您服务。",
+        "en": "You are next in line. An agent will be with you shortly.",
+    },
+    "callback_offer": {
+        "zh": "如需保留排队位置并由我们回电，请按1。继续等待请不要挂机。",
+        "en": "To keep your place and be called back, press 1. To keep waiting, stay on the line.",
+    },
+    "callback_number": {
+        "zh": "我们将回拨您的来电号码，请按1确认；如需其他号码，请按2。",
+        "en": "We will call you back on this number: press 1. For another number, press 2.",
+    },
+    "callback_enter": {
+        "zh": "请输入回电号码，以井号键结束。",
+        "en": "Enter the number to call back, then press the hash key.",
+    },
+    "callback_confirmed": {
+        "zh": "已为您保留排队位置，轮到您时我们将回电，再见。",
+        "en": "Your place is kept. We will call you back when it is your turn. Goodbye.",
+    },
+    "overflow": {
+        "zh": "正在为您转接其他坐席组，请稍候。",
+        "en": "We are transferring you to another team. Please hold.",
+    },
+    "agent_id": {"zh": "请输入工号，以井号键结束。", "en": "Enter your agent number, then hash."},
+    "pin": {"zh": "请输入密码，以井号键结束。", "en": "Enter your PIN, then hash."},
+    "pin_wrong": {"zh": "工号或密码错误。", "en": "Wrong agent number or PIN."},
+    "logged_in": {"zh": "签入成功，您已就绪。", "en": "You are logged in and ready."},
+    "logged_out": {"zh": "签出成功。", "en": "You are logged out."},
+    "reason": {
+        "zh": "请选择原因：休息按1，培训按2，会议按3，话后处理按4。",
+        "en": "Choose a reason: break 1, training 2, meeting 3, after-call work 4.",
+    },
+    "not_ready": {"zh": "您已置忙。", "en": "You are not ready."},
+    "ready": {"zh": "您已就绪。", "en": "You are ready."},
+    "wrap_extended": {"zh": "话后处理时间已延长。", "en": "Your wrap-up time is extended."},
+    "not_logged_in": {"zh": "本话机没有签入的坐席。", "en": "No agent is logged in at this phone."},
+    "refused": {"zh": "操作未能完成：{why}。", "en": "That did not work: {why}."},
+    "unknown_code": {"zh": "无效的功能码。", "en": "Unknown feature code."},
+}
+
+
+def phrase(key: str, language: str, **values: object) -> str:
+    table = PHRASES[key]
+    return table.get(language, table["zh"]).format(**values)
+
+
+def position_text(ahead: int, ewt_s: float, language: str) -> str:
+    """The announcement for a caller with `ahead` callers before them."""
+    if ahead <= 0:
+        return phrase("next", language)
+    minutes = max(1, math.ceil(ewt_s / 60))
+    return phrase("position", language, ahead=ahead, minutes=minutes)
