@@ -1,0 +1,123 @@
+"""The OpenAPI 3.1 document of API v1, generated from the route table.
+
+Pydantic gives JSON Schema 2020-12, which OpenAPI 3.1 takes as it is; nested models' `$defs`
+are lifted into `components/schemas`. Auth errors (401, 403, 429) are added from each
+route's role, so a route documents exactly the refusals the HTTP layer can give it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from ccserver.api import models
+from ccserver.api.auth import Role
+from ccserver.api.routes import Route
+
+API_VERSION = "1.0.0"
+_REF = "#/components/schemas/{model}"
+_PARAM = re.compile(r"{(\w+)}")
+_STATUS_TEXT = {
+    400: "Bad request",
+    401: "No token, or an invalid one",
+    403: "Refused",
+    404: "Not found",
+    409: "Conflict with the current state",
+    413: "Body too large",
+    429: "Too many failed attempts",
+}
+
+
+def document(routes: Sequence[Route]) -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.full_path, {})[route.method.lower()] = _operation(route, schemas)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ccserver REST API",
+            "version": API_VERSION,
+            "description": (
+                "Agents, queues and live calls of a ccserver contact center. Send "
+                "`Authorization: Bearer <token>`; tokens are in the run dir's "
+                "`secrets.json` under `api_tokens`. Roles nest: admin ⊃ supervisor ⊃ agent. "
+                "Every error is `{error, message}` with a stable `error` slug."
+            ),
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    names = _PARAM.findall(route.path)
+    documented = [name for name, _ in route.params]
+    if names != documented:
+        raise ValueError(f"{route.full_path}: path parameters {names}, documented {documented}")
+    role = "no token" if route.role is None else f"role {route.role.label} or above"
+    result: dict[str, Any] = _ref(route.response, schemas)
+    if route.many:
+        result = {"type": "array", "items": result}
+    operation: dict[str, Any] = {
+        "operationId": route.operation_id,
+        "summary": route.summary,
+        "description": " ".join(filter(None, [route.summary, route.details, f"Needs {role}."])),
+        "responses": {
+            "200": {"description": "OK", "content": {"application/json": {"schema": result}}},
+            **_error_responses(route, schemas),
+        },
+    }
+    if route.role is None:
+        operation["security"] = []
+    if route.params:
+        operation["parameters"] = [
+            {"name": name, "in": "path", "required": True, "description": text}
+            | {"schema": {"type": "string"}}
+            for name, text in route.params
+        ]
+    if route.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(route.body, schemas)}},
+        }
+    return operation
+
+
+def _error_responses(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
+    slugs: dict[int, list[str]] = {}
+    errors = list(route.errors)
+    if route.role is not None:
+        errors += [(401, "auth-required"), (401, "auth-invalid"), (429, "rate-limited")]
+        if route.role > Role.AGENT or route.own_agent:
+            errors.append((403, "forbidden"))
+    for status, slug in errors:
+        slugs.setdefault(status, []).append(slug)
+    error = {"application/json": {"schema": _ref(models.Error, schemas)}}
+    responses = {
+        str(status): {
+            "description": f"{_STATUS_TEXT[status]}: " + ", ".join(f"`{s}`" for s in found),
+            "content": error,
+        }
+        for status, found in sorted(slugs.items())
+    }
+    responses["default"] = {"description": "Unexpected: `internal-error`", "content": error}
+    return responses
+
+
+def _ref(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:
+    """Put `model` (and the models it uses) into `schemas`; return a reference to it."""
+    name = model.__name__
+    if name not in schemas:
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[name] = schema
+    return {"$ref": _REF.format(model=name)}

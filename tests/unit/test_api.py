@@ -1,0 +1,532 @@
+"""REST API v1 over real HTTP on 127.0.0.1 against an in-memory backend that keeps agents,
+queues and calls in dicts and refuses with the same slugs as the controller's.
+
+Proves: every endpoint answers; every role is refused where it must be (and each refusal is
+one the OpenAPI document lists for that operation); errors are always `{error, message}`;
+the document is valid OpenAPI 3.1 and lists exactly the mounted routes; every write is
+audited, refusals included, with secrets redacted; failed tokens and PINs are rate-limited.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_spec_validator import validate
+
+from ccserver.api import openapi
+from ccserver.api.app import MAX_BODY_BYTES, make_app
+from ccserver.api.audit import AuditLog
+from ccserver.api.auth import RateLimiter, TokenTable
+from ccserver.api.routes import PREFIX, ROUTES
+from ccserver.errors import CCServerError
+
+TOKENS = {
+    "admin": "admin-token-aaaaaaaaaaaaaaaaaaaaaaaa",
+    "supervisor": "supervisor-token-bbbbbbbbbbbbbbbbbbb",
+    "agent:1001": "agent-1001-token-ccccccccccccccccccc",
+    "agent:1002": "agent-1002-token-ddddddddddddddddddd",
+}
+PINS = {"1001": "482913", "1002": "105577"}
+DOC = openapi.document(ROUTES)
+
+
+class MemoryBackend:
+    """A small contact center in dicts, with the controller's refusals and slugs."""
+
+    def __init__(self, seats: int = 1) -> None:
+        self.seats = seats
+        self.agent_table: dict[str, dict[str, Any]] = {
+            agent_id: {
+                "id": agent_id,
+                "name": f"Agent {agent_id}",
+                "state": "logged-out",
+                "reason": None,
+                "phone": None,
+                "skills": {"billing": 5},
+                "call": None,
+                "calls_taken": 0,
+            }
+            for agent_id in PINS
+        }
+        self.queue_table = {
+            "95598": {"name": "95598", "waiting": 2, "oldest_wait_s": 31.5, "ewt_s": 40.0}
+        }
+        self.live = {"c1": {"id": "c1", "caller": "13800000001", "state": "waiting"}}
+        self.past = {"c0": {"id": "c0", "caller": "13800000000", "state": "ended"}}
+        self.actions: list[tuple[str, str, str]] = []
+        self.explode = False
+
+    def agents(self) -> list[dict[str, Any]]:
+        return list(self.agent_table.values())
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        if agent_id not in self.agent_table:
+            raise CCServerError(f"no agent {agent_id}", slug="agent-unknown", status=404)
+        return self.agent_table[agent_id]
+
+    async def agent_action(
+        self,
+        agent_id: str,
+        action: str,
+        *,
+        reason: str | None,
+        phone: str | None,
+        pin: str | None,
+        seconds: float | None,
+        by: str,
+    ) -> dict[str, Any]:
+        if self.explode:
+            raise RuntimeError("database password is hunter2")
+        agent = self.agent(agent_id)
+        if pin is not None and pin != PINS[agent_id]:
+            raise CCServerError("wrong PIN", slug="pin-invalid", status=403)
+        logged_in = agent["state"] != "logged-out"
+        if action == "login":
+            if logged_in:
+                raise _invalid(agent, action)
+            if sum(a["state"] != "logged-out" for a in self.agent_table.values()) >= self.seats:
+                raise CCServerError("no seat", slug="license-seats-exhausted", status=409)
+            agent.update(state="not-ready", phone=phone or agent_id)
+        elif not logged_in:
+            raise _invalid(agent, action)
+        elif action == "logout":
+            agent.update(state="logged-out", reason=None, phone=None)
+        elif action == "ready":
+            agent.update(state="ready", reason=None)
+        elif action == "not-ready":
+            agent.update(state="not-ready", reason=reason)
+        elif agent["state"] != "wrap-up":  # extend-wrap-up
+            raise _invalid(agent, action)
+        else:
+            agent["wrap_up_s"] = agent.get("wrap_up_s", 0) + (seconds or 30)
+        self.actions.append((agent_id, action, by))
+        return agent
+
+    def queues(self) -> list[dict[str, Any]]:
+        return [{**q, "agents": self._by_state()} for q in self.queue_table.values()]
+
+    def queue(self, name: str) -> dict[str, Any]:
+        if name not in self.queue_table:
+            raise CCServerError(f"no queue {name}", slug="queue-unknown", status=404)
+        return {**self.queue_table[name], "agents": self._by_state()}
+
+    def calls(self) -> list[dict[str, Any]]:
+        return list(self.live.values())
+
+    async def call(self, call_id: str) -> dict[str, Any]:
+        found = self.live.get(call_id) or self.past.get(call_id)
+        if found is None:
+            raise CCServerError(f"no call {call_id}", slug="call-unknown", status=404)
+        return {**found, "events": [{"at": 1.0, "kind": "enter", "queue": "95598"}]}
+
+    def _by_state(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for agent in self.agent_table.values():
+            counts[agent["state"]] = counts.get(agent["state"], 0) + 1
+        return counts
+
+
+def _invalid(agent: dict[str, Any], action: str) -> CCServerError:
+    return CCServerError(f"{action} from {agent['state']}", slug="invalid-state", status=409)
+
+
+@dataclass
+class Api:
+    client: TestClient[Any, Any]
+    backend: MemoryBackend
+    audit: AuditLog
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+    ) -> tuple[int, Any, Any]:
+        headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+        data = raw if raw is not None else (None if body is None else json.dumps(body))
+        async with self.client.request(method, path, headers=headers, data=data) as resp:
+            assert resp.content_type == "application/json"
+            return resp.status, await resp.json(), resp.headers
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    backend, audit = MemoryBackend(), AuditLog(tmp_path / "audit.jsonl")
+    server = TestServer(make_app(backend, TOKENS, audit), host="127.0.0.1")
+    async with TestClient(server) as client:
+        yield Api(client, backend, audit)
+
+
+def _documented(method: str, template: str, status: int, slug: str) -> None:
+    """The OpenAPI document lists this refusal for this operation."""
+    responses = DOC["paths"][PREFIX + template][method.lower()]["responses"]
+    assert f"`{slug}`" in responses[str(status)]["description"], (method, template, slug)
+
+
+# --- who may do what --------------------------------------------------------------------
+CASES = [  # method, template, path, body, least role, owning agent
+    ("GET", "/whoami", "/whoami", None, "agent", None),
+    ("GET", "/agents", "/agents", None, "agent", None),
+    ("GET", "/agents/{id}", "/agents/1002", None, "agent", "1002"),
+    (
+        "POST",
+        "/agents/{id}/state",
+        "/agents/1002/state",
+        {"action": "login", "pin": PINS["1002"]},
+        "agent",
+        "1002",
+    ),
+    ("GET", "/queues", "/queues", None, "agent", None),
+    ("GET", "/queues/{name}", "/queues/95598", None, "agent", None),
+    ("GET", "/calls", "/calls", None, "supervisor", None),
+    ("GET", "/calls/{id}", "/calls/c1", None, "supervisor", None),
+]
+CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
+RANK = {"agent": 1, "supervisor": 2, "admin": 3}
+
+
+def _expected(least: str, owner: str | None, caller: str) -> tuple[int, str | None]:
+    if caller == "none":
+        return 401, "auth-required"
+    if caller == "bad":
+        return 401, "auth-invalid"
+    role = caller.split(":")[0]
+    if RANK[role] < RANK[least] or (owner and role == "agent" and caller != f"agent:{owner}"):
+        return 403, "forbidden"
+    return 200, None
+
+
+def test_the_access_cases_cover_every_route_but_the_public_document() -> None:
+    covered = {(method, template) for method, template, *_ in CASES}
+    assert covered == {(r.method, r.path) for r in ROUTES if r.role is not None}
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(
+    ("method", "template", "path", "body", "least", "owner"), CASES, ids=[c[2] for c in CASES]
+)
+async def test_each_role_is_let_in_or_refused_as_documented(
+    api: Api,
+    caller: str,
+    method: str,
+    template: str,
+    path: str,
+    body: Any,
+    least: str,
+    owner: str | None,
+) -> None:
+    token = {"none": None, "bad": "not-a-token"}.get(caller, TOKENS.get(caller))
+    status, answer, headers = await api.call(method, PREFIX + path, token=token, body=body)
+    want_status, want_slug = _expected(least, owner, caller)
+    assert status == want_status, answer
+    if want_slug is not None:
+        assert answer["error"] == want_slug and answer["message"]
+        _documented(method, template, status, want_slug)
+    if status == 401:
+        assert headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("name", sorted(TOKENS))
+async def test_whoami_names_the_token_and_its_role(api: Api, name: str) -> None:
+    status, body, _ = await api.call("GET", f"{PREFIX}/whoami", token=TOKENS[name])
+    assert status == 200
+    agent = name.split(":")[1] if name.startswith("agent:") else None
+    assert body == {"name": name, "role": name.split(":")[0], "agent": agent}
+
+
+async def test_a_token_sent_with_another_scheme_is_invalid(api: Api) -> None:
+    headers = {"Authorization": f"Basic {TOKENS['admin']}"}
+    async with api.client.get(f"{PREFIX}/whoami", headers=headers) as resp:
+        assert resp.status == 401 and (await resp.json())["error"] == "auth-invalid"
+
+
+def test_token_names_that_give_no_role_and_empty_tokens_are_ignored() -> None:
+    table = TokenTable({"robot": "robot-token", "agent:": "x", "agent:7": "", "admin": "a"})
+    assert table.find("robot-token") is None and table.find("x") is None
+    assert table.find("") is None
+    found = table.find("a")
+    assert found is not None and found.name == "admin"
+
+
+# --- the endpoints ------------------------------------------------------------------------
+async def test_agents_are_listed_and_read_one_by_one(api: Api) -> None:
+    status, agents, _ = await api.call("GET", f"{PREFIX}/agents", token=TOKENS["agent:1001"])
+    assert status == 200 and [a["id"] for a in agents] == ["1001", "1002"]
+    status, agent, _ = await api.call("GET", f"{PREFIX}/agents/1001", token=TOKENS["agent:1001"])
+    assert status == 200 and agent["skills"] == {"billing": 5}
+    status, error, _ = await api.call("GET", f"{PREFIX}/agents/9999", token=TOKENS["supervisor"])
+    assert (status, error["error"]) == (404, "agent-unknown")
+    _documented("GET", "/agents/{id}", 404, "agent-unknown")
+
+
+async def test_an_agent_logs_in_with_its_pin_and_changes_its_own_state(api: Api) -> None:
+    me, path = TOKENS["agent:1001"], f"{PREFIX}/agents/1001/state"
+    status, agent, _ = await api.call(
+        "POST", path, token=me, body={"action": "login", "pin": PINS["1001"], "phone": "2001"}
+    )
+    assert status == 200 and (agent["state"], agent["phone"]) == ("not-ready", "2001")
+    status, agent, _ = await api.call("POST", path, token=me, body={"action": "ready"})
+    assert status == 200 and agent["state"] == "ready"
+    body = {"action": "not-ready", "reason": "break"}
+    status, agent, _ = await api.call("POST", path, token=me, body=body)
+    assert status == 200 and agent["reason"] == "break"
+    assert api.backend.actions == [
+        ("1001", "login", "agent:1001"),
+        ("1001", "ready", "agent:1001"),
+        ("1001", "not-ready", "agent:1001"),
+    ]
+
+
+async def test_an_agent_login_without_or_with_a_wrong_pin_is_refused(api: Api) -> None:
+    me, path = TOKENS["agent:1001"], f"{PREFIX}/agents/1001/state"
+    status, error, _ = await api.call("POST", path, token=me, body={"action": "login"})
+    assert (status, error["error"]) == (403, "pin-required")
+    body = {"action": "login", "pin": "000000"}
+    status, error, _ = await api.call("POST", path, token=me, body=body)
+    assert (status, error["error"]) == (403, "pin-invalid")
+    for slug in ("pin-required", "pin-invalid"):
+        _documented("POST", "/agents/{id}/state", 403, slug)
+    assert api.backend.agent_table["1001"]["state"] == "logged-out"
+
+
+async def test_supervisors_need_no_pin_and_the_backends_refusals_come_through(api: Api) -> None:
+    boss, admin = TOKENS["supervisor"], TOKENS["admin"]
+    login = {"action": "login"}
+    status, _, _ = await api.call("POST", f"{PREFIX}/agents/1001/state", token=boss, body=login)
+    assert status == 200
+    refusals = [  # path, body, status, slug
+        ("/agents/1002/state", login, 409, "license-seats-exhausted"),
+        ("/agents/1001/state", login, 409, "invalid-state"),
+        ("/agents/1001/state", {"action": "extend-wrap-up", "seconds": 60}, 409, "invalid-state"),
+        ("/agents/9999/state", login, 404, "agent-unknown"),
+    ]
+    for path, body, want_status, slug in refusals:
+        status, error, _ = await api.call("POST", PREFIX + path, token=admin, body=body)
+        assert (status, error["error"]) == (want_status, slug), path
+        _documented("POST", "/agents/{id}/state", want_status, slug)
+    api.backend.agent_table["1001"]["state"] = "wrap-up"
+    body = {"action": "extend-wrap-up", "seconds": 60}
+    status, agent, _ = await api.call("POST", f"{PREFIX}/agents/1001/state", token=admin, body=body)
+    assert status == 200 and agent["wrap_up_s"] == 60
+    assert api.backend.actions[-1] == ("1001", "extend-wrap-up", "admin")
+
+
+async def test_queues_are_listed_and_read_one_by_one(api: Api) -> None:
+    me = TOKENS["agent:1002"]
+    status, queues, _ = await api.call("GET", f"{PREFIX}/queues", token=me)
+    assert status == 200 and queues[0]["name"] == "95598"
+    assert queues[0]["agents"] == {"logged-out": 2}
+    status, queue, _ = await api.call("GET", f"{PREFIX}/queues/95598", token=me)
+    assert status == 200 and queue["waiting"] == 2 and queue["ewt_s"] == 40.0
+    status, error, _ = await api.call("GET", f"{PREFIX}/queues/nope", token=me)
+    assert (status, error["error"]) == (404, "queue-unknown")
+    _documented("GET", "/queues/{name}", 404, "queue-unknown")
+
+
+async def test_calls_are_listed_and_read_live_or_from_history_with_events(api: Api) -> None:
+    boss = TOKENS["supervisor"]
+    status, calls, _ = await api.call("GET", f"{PREFIX}/calls", token=boss)
+    assert status == 200 and [c["id"] for c in calls] == ["c1"]
+    for call_id in ("c1", "c0"):
+        status, call, _ = await api.call("GET", f"{PREFIX}/calls/{call_id}", token=boss)
+        assert status == 200 and call["id"] == call_id and call["events"][0]["kind"] == "enter"
+    status, error, _ = await api.call("GET", f"{PREFIX}/calls/nope", token=boss)
+    assert (status, error["error"]) == (404, "call-unknown")
+    _documented("GET", "/calls/{id}", 404, "call-unknown")
+
+
+# --- errors -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "slug", "in_message"),
+    [
+        (b"{not json", "body-invalid", "not valid JSON"),
+        (b"", "body-invalid", "not valid JSON"),
+        (b"\xff\xfe", "body-invalid", "not valid JSON"),
+        (b'["login"]', "body-invalid", "JSON object"),
+        (b'{"action": "dance"}', "input-invalid", "action"),
+        (b'{"action": "login", "shoe": 1}', "input-invalid", "shoe"),
+        (b'{"action": "not-ready", "reason": "lunch"}', "input-invalid", "reason"),
+        (b'{"action": "extend-wrap-up", "seconds": -5}', "input-invalid", "seconds"),
+    ],
+)
+async def test_a_bad_body_is_a_400_that_says_what_is_wrong(
+    api: Api, raw: bytes, slug: str, in_message: str
+) -> None:
+    path = f"{PREFIX}/agents/1001/state"
+    status, error, _ = await api.call("POST", path, token=TOKENS["admin"], raw=raw)
+    assert (status, error["error"]) == (400, slug)
+    assert in_message in error["message"]
+    _documented("POST", "/agents/{id}/state", 400, slug)
+
+
+async def test_a_rejected_pin_is_never_echoed_back(api: Api) -> None:
+    secret = "7" * 40
+    body = {"action": "login", "pin": secret}
+    status, error, _ = await api.call(
+        "POST", f"{PREFIX}/agents/1001/state", token=TOKENS["agent:1001"], body=body
+    )
+    assert (status, error["error"]) == (400, "input-invalid")
+    assert secret not in json.dumps(error)
+
+
+async def test_a_body_past_the_limit_is_a_413(api: Api) -> None:
+    raw = b'{"action": "login", "phone": "' + b"1" * MAX_BODY_BYTES + b'"}'
+    path = f"{PREFIX}/agents/1001/state"
+    status, error, _ = await api.call("POST", path, token=TOKENS["admin"], raw=raw)
+    assert (status, error["error"]) == (413, "body-too-large")
+
+
+async def test_unknown_routes_and_wrong_methods_answer_json(api: Api) -> None:
+    for path in (f"{PREFIX}/nope", "/elsewhere"):
+        status, error, _ = await api.call("GET", path, token=TOKENS["admin"])
+        assert (status, error["error"]) == (404, "not-found") and "openapi.json" in error["message"]
+    status, error, headers = await api.call("DELETE", f"{PREFIX}/agents", token=TOKENS["admin"])
+    assert (status, error["error"]) == (405, "method-not-allowed")
+    assert headers["Allow"] == "GET"
+
+
+async def test_an_unexpected_failure_is_a_500_with_the_traceback_only_in_the_log(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    api.backend.explode = True
+    body = {"action": "ready"}
+    status, error, _ = await api.call(
+        "POST", f"{PREFIX}/agents/1001/state", token=TOKENS["admin"], body=body
+    )
+    assert (status, error["error"]) == (500, "internal-error")
+    assert "hunter2" not in json.dumps(error) and "Traceback" not in json.dumps(error)
+    [record] = [r for r in caplog.records if r.getMessage() == "api.internal_error"]
+    assert record.exc_info is not None and "hunter2" in str(record.exc_info[1])
+
+
+# --- the OpenAPI document -----------------------------------------------------------------
+async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_route(
+    api: Api,
+) -> None:
+    status, doc, _ = await api.call("GET", f"{PREFIX}/openapi.json")  # no token needed
+    assert status == 200 and doc == DOC
+    validate(doc)
+    mounted = {(r.method, r.resource.canonical) for r in api.client.app.router.routes()}
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert documented == mounted and len(documented) == len(ROUTES)
+    schema = doc["components"]["schemas"]["AgentStateRequest"]
+    assert schema["properties"]["action"]["enum"] == [
+        "login",
+        "logout",
+        "ready",
+        "not-ready",
+        "extend-wrap-up",
+    ]
+    assert schema["additionalProperties"] is False
+    public = [
+        p for p, ops in doc["paths"].items() for op in ops.values() if op.get("security") == []
+    ]
+    assert public == [f"{PREFIX}/openapi.json"]
+
+
+# --- audit --------------------------------------------------------------------------------
+async def test_every_write_is_audited_with_refusals_and_secrets_redacted(api: Api) -> None:
+    state = f"{PREFIX}/agents/1001/state"
+    login = {"action": "login", "pin": PINS["1001"]}
+    await api.call("POST", state, token=TOKENS["agent:1001"], body=login)
+    await api.call("POST", state, body=login)  # no token
+    await api.call("POST", f"{PREFIX}/agents/1002/state", token=TOKENS["agent:1001"], body=login)
+    await api.call("POST", state, token=TOKENS["admin"], raw=b"pin=482913")
+    await api.call("POST", f"{PREFIX}/nope", token=TOKENS["admin"], body={"pin": "1"})
+    await api.call("DELETE", f"{PREFIX}/agents", token=TOKENS["admin"])
+    await api.call("GET", f"{PREFIX}/agents", token=TOKENS["admin"])  # reads are not audited
+
+    lines = api.audit.tail(100)
+    assert [(e["method"], e["status"], e["error"]) for e in lines] == [
+        ("POST", 200, None),
+        ("POST", 401, "auth-required"),
+        ("POST", 403, "forbidden"),
+        ("POST", 400, "body-invalid"),
+        ("POST", 404, "not-found"),
+        ("DELETE", 405, "method-not-allowed"),
+    ]
+    first = lines[0]
+    assert (first["token"], first["role"], first["path"]) == ("agent:1001", "agent", state)
+    assert first["body"] == {"action": "login", "pin": "***"} and first["remote"] == "127.0.0.1"
+    assert first["time"].endswith("Z")
+    assert (lines[1]["token"], lines[1]["role"]) == (None, None)
+    assert lines[2]["token"] == "agent:1001" and lines[3]["body"] == {"unparsed_bytes": 10}
+    assert api.audit.tail(1) == lines[-1:]
+    text = api.audit.path.read_text()
+    assert all(pin not in text for pin in PINS.values())
+    assert stat.S_IMODE(api.audit.path.stat().st_mode) == 0o600
+
+
+def test_an_audit_log_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(CCServerError) as raised:
+        AuditLog(blocker / "audit.jsonl")
+    assert raised.value.slug == "audit-unavailable"
+
+
+def test_an_existing_audit_file_is_made_private(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+    path.chmod(0o644)
+    AuditLog(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+# --- rate limits --------------------------------------------------------------------------
+async def test_five_failed_tokens_lock_the_remote_out_for_a_while(api: Api) -> None:
+    for _ in range(5):
+        status, _, _ = await api.call("GET", f"{PREFIX}/whoami", token="guess")
+        assert status == 401
+    status, error, headers = await api.call("GET", f"{PREFIX}/whoami", token=TOKENS["admin"])
+    assert (status, error["error"]) == (429, "rate-limited")
+    assert 1 <= int(headers["Retry-After"]) <= 60
+    _documented("GET", "/whoami", 429, "rate-limited")
+    status, _, _ = await api.call("GET", f"{PREFIX}/openapi.json")
+    assert status == 200  # the public document is not behind the lock
+
+
+async def test_five_wrong_pins_lock_that_token_out_of_pin_logins(api: Api) -> None:
+    path, me = f"{PREFIX}/agents/1001/state", TOKENS["agent:1001"]
+    for _ in range(5):
+        body = {"action": "login", "pin": "000000"}
+        status, error, _ = await api.call("POST", path, token=me, body=body)
+        assert error["error"] == "pin-invalid"
+    body = {"action": "login", "pin": PINS["1001"]}
+    status, error, _ = await api.call("POST", path, token=me, body=body)
+    assert (status, error["error"]) == (429, "rate-limited")
+    status, _, _ = await api.call(
+        "POST", path, token=TOKENS["supervisor"], body={"action": "login"}
+    )
+    assert status == 200  # another token is not locked out
+    assert [e["status"] for e in api.audit.tail(2)] == [429, 200]
+
+
+def test_the_rate_limit_window_slides_and_forgets_quiet_keys() -> None:
+    now = [0.0]
+    limiter = RateLimiter(limit=2, window_s=10.0, max_keys=3, clock=lambda: now[0])
+    limiter.fail("a")
+    now[0] = 4.0
+    limiter.fail("a")
+    assert limiter.retry_after("a") == 6
+    now[0] = 10.0  # the first failure has left the window
+    assert limiter.retry_after("a") is None
+    now[0] = 14.0
+    assert limiter.retry_after("a") is None and "a" not in limiter._failures
+    for key in "bcde":
+        limiter.fail(key)
+        limiter.fail(key)
+    assert list(limiter._failures) == ["c", "d", "e"]  # the stalest key went first
+    with pytest.raises(CCServerError) as raised:
+        limiter.check("e", "attempts")
+    assert raised.value.status == 429 and raised.value.slug == "rate-limited"
