@@ -33,6 +33,7 @@ from typing import Any
 
 from ccserver.acd import Acd, AcdError, PinGuard
 from ccserver.config import Config
+from ccserver.history import History
 from ccserver.logs import log
 from ccserver.media import Ari, Media
 from ccserver.prompts import Prompts
@@ -104,6 +105,7 @@ class CallCenter:
         self._rona_at: dict[str, float] = {}
         self._ticker: asyncio.Task[None] | None = None
         self.pins: dict[str, str] = {}  # agent id -> PIN, from the run dir's secrets
+        self.history: History | None = None
         self.pin_guard = PinGuard(config.acd.pin_attempts)
 
     # --- entry points --------------------------------------------------------------------
@@ -313,6 +315,7 @@ class CallCenter:
         call.agent = call.agent_channel = None
         self.acd.router.reject(call.id, agent, time.time())
         self._rona_at[agent] = time.time()
+        self.agent_changed(agent)
         log(logger, "call.rona", logging.WARNING, call=call.id, agent=agent, result=result)
         self.wake(call)
         await self.store.save_call(call.record())
@@ -457,6 +460,8 @@ class CallCenter:
         kind = "abandon" if outcome == "abandoned" else "complete"
         await self.store.save_call(call.record())
         await self.event(call, kind, outcome=outcome, hangup_by=hangup_by, wait_s=call.wait_s)
+        if self.history is not None:
+            self.history.save_call(call.record())
         self.wake(call)
         self.calls.pop(call.id, None)
         self._wakeups.pop(call.id, None)
@@ -497,9 +502,18 @@ class CallCenter:
             await self.store.save_acd({"acd": self.acd.snapshot(), "parked": parked})
 
     async def event(self, call: Call, kind: str, **fields: Any) -> None:
-        """One queue event, to the Redis stream."""
+        """One queue event: to the Redis stream and to the history store."""
         clean = {k: v for k, v in fields.items() if v is not None}
         await self.store.add_event(call.id, kind, **clean)
+        if self.history is not None:
+            queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
+            self.history.record_event(call.id, kind, queue=queue, agent=agent, **clean)
+
+    def agent_changed(self, agent_id: str) -> None:
+        """Note an agent's new state in the history (for occupancy and adherence reports)."""
+        if self.history is not None:
+            view = self.acd.agent_view(agent_id)
+            self.history.agent_state(agent_id, view["state"], reason=view["reason"])
 
     def wake(self, call: Call) -> None:
         """Tell the call's session that its state changed."""

@@ -84,6 +84,8 @@ class ControllerConfig(_Section):
     moh_class: str = "default"
     log_format: str = Field(default="kv", pattern=r"^(kv|json)$")
     ari_trace: Path | None = None
+    history_db: Path = Path("history.sqlite")
+    """The history store (SQLite) that reports read; relative paths are in the run dir."""
 
 
 class HotlineConfig(_Section):

@@ -20,8 +20,12 @@ from aiohttp import web
 
 from ccserver import recovery
 from ccserver import secrets as secrets_mod
+from ccserver.api.app import make_app
+from ccserver.api.audit import AuditLog
 from ccserver.calls import CallCenter
 from ccserver.config import Config
+from ccserver.desk import DeskBackend
+from ccserver.history import History
 from ccserver.logs import log
 from ccserver.prompts import Prompts
 from ccserver.store import Store
@@ -58,6 +62,9 @@ class Controller:
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
         self.calls = CallCenter(config, self.ari, self.store, self.prompts)
         self.calls.pins = dict(secrets.agent_pins)
+        self.history = History(config.run_dir / config.controller.history_db)
+        self.calls.history = self.history
+        self.api_tokens = dict(secrets.api_tokens)
         self._device_tasks: set[asyncio.Task[None]] = set()
 
     async def _on_ari_event(self, event: AriEvent) -> None:
@@ -95,7 +102,8 @@ class Controller:
         return web.json_response(body)
 
     async def run(self, stop: asyncio.Event) -> None:
-        app = web.Application()
+        audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
+        app = make_app(DeskBackend(self.calls), self.api_tokens, audit)
         app.router.add_get("/healthz", self._healthz)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -118,6 +126,8 @@ class Controller:
             await self.ami.close()
             self.calls.close()
             await runner.cleanup()
+            await self.history.flush()
+            self.history.close()
             await self.store.close()
 
 

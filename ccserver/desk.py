@@ -77,6 +77,7 @@ async def agent_action(
             state=view["state"],
             reason=view["reason"] or "",
         )
+        center.agent_changed(agent_id)
         await center.dispatch()
         await center.persist()
         return view
@@ -136,10 +137,13 @@ async def feature_call(center: CallCenter, channel: str, exten: str, phone: str)
 
 async def _login(center: CallCenter, channel: str, phone: str, rest: str, ask: Any) -> str:
     given_agent, _, given_pin = rest.partition("*")
+    language = center.config.acd.language
     for _ in range(center.config.acd.pin_attempts):
         agent_id = given_agent or await ask("agent_id", 8)
-        pin = given_pin or await ask("pin", 8)
+        pin = (given_pin or await ask("pin", 8)) if agent_id else ""
         given_agent = given_pin = ""
+        if not agent_id or not pin:  # nothing typed: the person has gone, or given up
+            break
         try:
             await agent_action(center, agent_id, "login", phone=phone, pin=pin, by=f"phone:{phone}")
             return "logged_in"
@@ -147,12 +151,10 @@ async def _login(center: CallCenter, channel: str, phone: str, rest: str, ask: A
             if exc.slug not in ("pin-invalid", "agent-unknown"):
                 raise
             sound = await asyncio.to_thread(
-                center.prompts.sound,
-                phrase("pin_wrong", center.config.acd.language),
-                center.config.acd.language,
+                center.prompts.sound, phrase("pin_wrong", language), language
             )
             await center.media.play(channel, [sound])
-    raise AcdError("too many wrong PINs", slug="rate-limited", status=429)
+    raise AcdError("no agent was logged in", slug="pin-invalid", status=403)
 
 
 async def _other(center: CallCenter, code: str, rest: str, phone: str, ask: Any) -> str:
@@ -188,7 +190,67 @@ def _why(exc: AcdError, language: str) -> str:
             "agent-on-call": "通话中",
             "invalid-state": "当前状态不允许",
             "rate-limited": "尝试次数过多",
+            "pin-invalid": "工号或密码错误",
             "reason-unknown": "原因无效",
             "license-seats-exhausted": "坐席许可已满",
         }.get(exc.slug, exc.slug)
     return exc.slug.replace("-", " ")
+
+
+class DeskBackend:
+    """The REST API's view of the running center (`ccserver.api.backend.ApiBackend`)."""
+
+    def __init__(self, center: CallCenter) -> None:
+        self.center = center
+
+    def agents(self) -> list[dict[str, Any]]:
+        return [self.center.acd.agent_view(a) for a in sorted(self.center.acd.seats)]
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        return self.center.acd.agent_view(agent_id)
+
+    async def agent_action(
+        self,
+        agent_id: str,
+        action: str,
+        *,
+        reason: str | None,
+        phone: str | None,
+        pin: str | None,
+        seconds: float | None,
+        by: str,
+    ) -> dict[str, Any]:
+        return await agent_action(
+            self.center,
+            agent_id,
+            action,
+            reason=reason,
+            phone=phone,
+            pin=pin,
+            seconds=seconds,
+            by=by,
+        )
+
+    def queues(self) -> list[dict[str, Any]]:
+        now = time.time()
+        return [self.center.acd.queue_view(q.name, now) for q in self.center.config.acd.queues]
+
+    def queue(self, name: str) -> dict[str, Any]:
+        return self.center.acd.queue_view(name, time.time())
+
+    def calls(self) -> list[dict[str, Any]]:
+        return [c.record() for c in self.center.calls.values() if c.state != "ended"]
+
+    async def call(self, call_id: str) -> dict[str, Any]:
+        live = self.center.calls.get(call_id)
+        history = self.center.history
+        if history is not None:
+            await history.flush()
+        record = live.record() if live is not None else None
+        if record is None and history is not None:
+            saved = await asyncio.to_thread(history.call, call_id)
+            record = (saved or {}).get("record") or saved
+        if record is None:
+            raise AcdError(f"no call {call_id!r}", slug="call-unknown", status=404)
+        events = await asyncio.to_thread(history.events, call_id) if history is not None else []
+        return {**record, "events": events}

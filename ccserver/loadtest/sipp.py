@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccserver.errors import InputError
+from ccserver.loadtest import dtmf
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "sipp_scenarios"
 
@@ -205,4 +206,53 @@ def agents(
         local_port=port,
         media_port=media_port,
         extra=["-d", str(talk_ms)],
+    )
+
+
+KEYS_MARK = "<!-- KEYS -->"
+
+
+def phone_keys(
+    work_dir: Path,
+    *,
+    target: str,
+    phone: str,
+    password: str,
+    dial: str,
+    keys: list[str | int],
+    local_port: int,
+    media_port: int,
+    name: str,
+) -> Sipp:
+    """A phone (authenticating as `phone`) dials `dial` and presses `keys`: strings of
+    keys (RFC 2833, 400 ms apart) and ints (pauses in ms), e.g. `[1500, "1001#", 3000]`."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    steps = []
+    presses = 0
+    for key in keys:
+        if isinstance(key, int):
+            steps.append(f'<pause milliseconds="{key}"/>')
+            continue
+        for char in key:
+            if char not in dtmf.EVENTS:
+                raise InputError(f"no RFC 2833 key {char!r}")
+            pcap = dtmf.write_press(work_dir / f"{name}-key{presses}.pcap", char, presses)
+            presses += 1
+            steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
+            steps.append('<pause milliseconds="400"/>')
+    template = (SCENARIOS / "phone_keys.xml").read_text(encoding="latin-1")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    scenario = work_dir / f"{name}.xml"
+    scenario.write_text(template.replace(KEYS_MARK, "\n  ".join(steps)), encoding="latin-1")
+    return Sipp(
+        str(scenario),
+        work_dir=work_dir,
+        name=name,
+        local_port=local_port,
+        media_port=media_port,
+        remote=target,
+        extra=[
+            *("-s", dial, "-key", "phone", phone, "-au", phone, "-ap", password),
+            *("-m", "1", "-timeout", "90"),
+        ],
     )

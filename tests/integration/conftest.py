@@ -10,6 +10,8 @@ import contextlib
 import json
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import count
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from ccserver import config as config_mod
+from ccserver import secrets as secrets_mod
 from ccserver.loadtest import sipp
 from ccserver.stack import Stack
 from ccserver.store import CALL_KEY, CALLS_KEY
@@ -70,11 +73,12 @@ class LiveStack:
         rate: float = 5.0,
         limit: int = 50,
         abandon_after_ms: int | None = None,
+        service: str | None = None,
     ) -> sipp.Sipp:
         return sipp.caller(
             self.work,
             target=f"127.0.0.1:{self.config.asterisk.sip_port}",
-            service=self.config.hotline.numbers[0],
+            service=service or self.config.hotline.numbers[0],
             run=run,
             calls=calls,
             rate=rate,
@@ -104,6 +108,7 @@ class LiveStack:
         limit: int = 50,
         silent: str | None = None,
         timeout: float = 60.0,
+        service: str | None = None,
     ) -> list[dict[str, Any]]:
         """Place `calls` SIPp calls while the "answer" pool talks `talk_ms` per call (and
         the pool `silent`, if named, never answers); check that SIPp saw every call succeed
@@ -114,7 +119,8 @@ class LiveStack:
                 if pool is not None:
                     uas = self.agents(pool, talk_ms=talk_ms, answer=answer).start()
                     phones.callback(uas.stop)
-            stats = self.caller(run, calls, rate, limit).start().wait(timeout=timeout)
+            callers = self.caller(run, calls, rate, limit, service=service)
+            stats = callers.start().wait(timeout=timeout)
         assert (stats.successful, stats.failed) == (calls, 0), self.work
         return self.records(run, expected=calls)
 
@@ -135,6 +141,47 @@ class LiveStack:
                 return sorted(mine, key=lambda r: (r["arrived_at"], r["caller"]))
             time.sleep(0.2)
 
+    def secrets(self) -> secrets_mod.Secrets:
+        return secrets_mod.load(self.config.run_dir)
+
+    def api(
+        self, method: str, path: str, body: dict[str, Any] | None = None, token: str = "admin"
+    ) -> tuple[int, Any]:
+        """One REST API request with the named token; returns (status, JSON body)."""
+        url = f"http://127.0.0.1:{self.config.controller.http_port}/api/v1{path}"
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(url, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.secrets().api_tokens[token]}")
+        request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        status, body = self.api("GET", f"/agents/{agent_id}")
+        assert status == 200, body
+        return dict(body)
+
+    def press(self, phone: str, dial: str, keys: list[str | int], timeout: float = 60) -> None:
+        """Phone `phone` dials `dial` and presses `keys`; the controller hangs up after its
+        spoken confirmation, which SIPp counts as a successful call."""
+        run = self.next_run()
+        sipp_run = sipp.phone_keys(
+            self.work,
+            target=f"127.0.0.1:{self.config.asterisk.sip_port}",
+            phone=phone,
+            password=self.secrets().agent_passwords[phone],
+            dial=dial,
+            keys=keys,
+            local_port=free_port(),
+            media_port=free_port(),
+            name=f"keys-{run}",
+        )
+        stats = sipp_run.start().wait(timeout=timeout)
+        assert (stats.successful, stats.failed) == (1, 0), sipp_run.errors()
+
     def events(self, call_id: str) -> list[dict[str, str]]:
         entries = self.stack.redis_client().xrange("ccserver:events")
         return [fields for _, fields in entries if fields.get("call") == call_id]
@@ -149,6 +196,7 @@ def start_stack(
     pools: dict[str, list[str]],
     *,
     acd: dict[str, Any] | None = None,
+    hotline: list[str] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
@@ -174,6 +222,7 @@ def start_stack(
         "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
         "phones": {"ids": sorted(contacts), "contacts": contacts},
         "acd": acd if acd is not None else ONE_QUEUE,
+        "hotline": {"numbers": hotline or ["95598"]},
     }
     config = config_mod.Config.model_validate(data)
     stack = Stack(config)
