@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ccserver import config as config_mod
 from ccserver.errors import CCServerError, InputError
+from ccserver.ivr import billing_demo
 from ccserver.workforce import cli as workforce_cli
 
 
@@ -21,15 +22,25 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The configuration, then every IVR flow against the configured queues: all problems
+    at once, each with its file and line, exit 2 when there is any."""
+    from ccserver.ivr.loader import validate_dir
+
     config = _load(args)
     source = args.config or "defaults, ccserver.toml if present, CCSERVER_* environment"
+    flows_dir = config.ivr.resolved_flows_dir()
+    flows, issues = validate_dir(flows_dir, {q.name for q in config.acd.queues})
+    for issue in issues:
+        print(f"error[flow-invalid]: {issue}", file=sys.stderr)
+    if issues:
+        return 2
     if not config.is_loopback_only():
         print(
             f"warning: stack.bind = {config.stack.bind} is not a loopback address: "
             "the stack will be reachable from other machines",
             file=sys.stderr,
         )
-    print(f"config ok ({source})")
+    print(f"config ok ({source}); {len(flows)} flow(s) ok in {flows_dir}")
     return 0
 
 
@@ -102,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--talk", type=float, default=3.0, help="agent talk time, s (default 3)")
     demo.set_defaults(func=cmd_demo)
     workforce_cli.register(sub)
+    billing_demo.register(sub)
     return parser
 
 

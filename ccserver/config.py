@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ccserver.errors import ConfigError
+from ccserver.ivr.config import IvrConfig
 
 ENV_PREFIX = "CCSERVER_"
 DEFAULT_FILE = "ccserver.toml"
@@ -283,6 +284,7 @@ class Config(_Section):
     hotline: HotlineConfig = HotlineConfig()
     phones: PhonesConfig = PhonesConfig()
     acd: AcdConfig = AcdConfig()
+    ivr: IvrConfig = IvrConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

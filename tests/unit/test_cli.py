@@ -62,3 +62,20 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
 def test_demo_rejects_nonsense_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--calls", "0"]) == 2
     assert "error[input-invalid]" in capsys.readouterr().err
+
+
+def test_check_config_reports_a_broken_flow_with_file_and_line_and_exit_2(
+    tmp_path: Path,
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "x.yaml").write_text(
+        "flow: x\nnumbers: ['12345']\nstart: hello\nnodes:\n"
+        "  hello:\n    kind: queue\n    queue: nowhere\n"
+    )
+    (tmp_path / "ccserver.toml").write_text(f"[ivr]\nflows_dir = '{flows}'\n")
+    result = run_cli("check-config", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert f"error[flow-invalid]: {flows / 'x.yaml'}:" in result.stderr
+    assert "nowhere" in result.stderr
