@@ -226,6 +226,41 @@ def phone_keys(
 ) -> Sipp:
     """A phone (authenticating as `phone`) dials `dial` and presses `keys`: strings of
     keys (RFC 2833, 400 ms apart) and ints (pauses in ms), e.g. `[1500, "1001#", 3000]`."""
+    extra = ["-key", "phone", phone, "-au", phone, "-ap", password]
+    return _with_keys(
+        "phone_keys.xml", work_dir, target, dial, keys, local_port, media_port, name, extra
+    )
+
+
+def caller_keys(
+    work_dir: Path,
+    *,
+    target: str,
+    dial: str,
+    run: str,
+    keys: list[str | int],
+    local_port: int,
+    media_port: int,
+    name: str,
+) -> Sipp:
+    """One hotline caller (number c<run>-1) who presses `keys` as in `phone_keys`."""
+    extra = ["-key", "run", run]
+    return _with_keys(
+        "caller_keys.xml", work_dir, target, dial, keys, local_port, media_port, name, extra
+    )
+
+
+def _with_keys(
+    template_name: str,
+    work_dir: Path,
+    target: str,
+    dial: str,
+    keys: list[str | int],
+    local_port: int,
+    media_port: int,
+    name: str,
+    extra: list[str],
+) -> Sipp:
     work_dir.mkdir(parents=True, exist_ok=True)
     steps = []
     presses = 0
@@ -240,8 +275,7 @@ def phone_keys(
             presses += 1
             steps.append(f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>')
             steps.append('<pause milliseconds="400"/>')
-    template = (SCENARIOS / "phone_keys.xml").read_text(encoding="latin-1")
-    work_dir.mkdir(parents=True, exist_ok=True)
+    template = (SCENARIOS / template_name).read_text(encoding="latin-1")
     scenario = work_dir / f"{name}.xml"
     scenario.write_text(template.replace(KEYS_MARK, "\n  ".join(steps)), encoding="latin-1")
     return Sipp(
@@ -251,8 +285,5 @@ def phone_keys(
         local_port=local_port,
         media_port=media_port,
         remote=target,
-        extra=[
-            *("-s", dial, "-key", "phone", phone, "-au", phone, "-ap", password),
-            *("-m", "1", "-timeout", "90"),
-        ],
+        extra=[*extra, "-s", dial, "-m", "1", "-timeout", "90"],
     )

@@ -182,6 +182,19 @@ class LiveStack:
         stats = sipp_run.start().wait(timeout=timeout)
         assert (stats.successful, stats.failed) == (1, 0), sipp_run.errors()
 
+    def caller_keys(self, run: str, keys: list[str | int]) -> sipp.Sipp:
+        """One caller (c<run>-1) to the first hotline number who presses `keys`."""
+        return sipp.caller_keys(
+            self.work,
+            target=f"127.0.0.1:{self.config.asterisk.sip_port}",
+            dial=self.config.hotline.numbers[0],
+            run=run,
+            keys=keys,
+            local_port=free_port(),
+            media_port=free_port(),
+            name=f"caller-keys-{run}",
+        )
+
     def events(self, call_id: str) -> list[dict[str, str]]:
         entries = self.stack.redis_client().xrange("ccserver:events")
         return [fields for _, fields in entries if fields.get("call") == call_id]
