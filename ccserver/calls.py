@@ -31,9 +31,13 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import aiohttp
+
 from ccserver.acd import Acd, AcdError, PinGuard
 from ccserver.config import Config
 from ccserver.history import History
+from ccserver.ivr.model import Flow
+from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.media import Ari, Media
 from ccserver.prompts import Prompts
@@ -47,6 +51,13 @@ CUSTOMER_LEG_PREFIX = "cb-"
 CALL_BRIDGE_PREFIX = "call-"
 HANGUP_CAUSES = {16: "normal", 17: "busy", 18: "no-response", 19: "no-answer", 21: "rejected"}
 WAITING_STATES = ("waiting", "ringing")
+CALLER_GONE = {
+    "connected": ("completed", "caller"),
+    "survey": ("completed", "agent"),
+    "ivr": ("self-service", "caller"),
+    "transferred": ("transferred", "ivr"),
+}
+"""A caller's hang-up in each state: the call's outcome, and who ended it."""
 CALLBACK_STATES = ("callback", "callback-ringing", "callback-dialing", "callback-wait")
 
 
@@ -73,6 +84,10 @@ class Call:
     announcements: int = 0
     recording: str | None = None
     callback: dict[str, Any] | None = None  # number, customer_channel, attempts
+    flow: str | None = None  # the IVR flow that ran the call, if any
+    ivr_route: dict[str, Any] | None = None  # what happened in it (FlowRecord)
+    survey_score: int | None = None
+    handled_by: str | None = None  # "ivr" when self-service served the caller
 
     @property
     def wait_s(self) -> float | None:
@@ -106,6 +121,11 @@ class CallCenter:
         self._ticker: asyncio.Task[None] | None = None
         self.pins: dict[str, str] = {}  # agent id -> PIN, from the run dir's secrets
         self.history: History | None = None
+        self.flows: dict[str, Flow] = {}  # dialled number -> IVR flow
+        self.notices: NoticeBoard | None = None
+        self.http: aiohttp.ClientSession | None = None  # the flows' lookups
+        self.ivr_sessions = 0  # callers talking to a flow now (a licensed quantity)
+        self.recordings = config.run_dir / "asterisk" / "spool" / "recording"
         self.pin_guard = PinGuard(config.acd.pin_attempts)
 
     # --- entry points --------------------------------------------------------------------
@@ -257,8 +277,7 @@ class CallCenter:
         except AriError as exc:
             log(logger, "call.record_failed", logging.WARNING, call=call.id, error=str(exc))
             return
-        spool = self.config.run_dir / "asterisk" / "spool" / "recording"
-        call.recording = str(spool / f"{name}.wav")
+        call.recording = str(self.recordings / f"{name}.wav")
 
     async def _channel_destroyed(self, event: AriEvent) -> None:
         channel_id = event.channel_id or ""
@@ -282,8 +301,8 @@ class CallCenter:
     async def caller_gone(self, call: Call, cause: int) -> None:
         if call.state in ("ended", *CALLBACK_STATES):
             return  # a callback's caller hung up on purpose; the call lives on
-        outcome = "completed" if call.state == "connected" else "abandoned"
-        await self.finish(call, outcome, hangup_by="caller")
+        outcome, hangup_by = CALLER_GONE.get(call.state, ("abandoned", "caller"))
+        await self.finish(call, outcome, hangup_by=call.hangup_by or hangup_by)
         log(logger, "call.caller_hangup", call=call.id, cause=cause)
 
     async def _leg_gone(self, leg: str, cause: int) -> None:
@@ -297,7 +316,9 @@ class CallCenter:
             return
         if call.agent_channel != leg:
             return
-        if call.state == "connected":
+        if call.state == "connected" and call.flow is not None and call.callback is None:
+            await self._to_survey(call)
+        elif call.state == "connected":
             await self.finish(call, "completed", hangup_by="agent")
         elif call.state in ("ringing", "callback-ringing"):
             await self.rona(call, HANGUP_CAUSES.get(cause, f"cause-{cause}"))
@@ -305,6 +326,18 @@ class CallCenter:
             from ccserver.callbacks import agent_left
 
             await agent_left(self, call)
+
+    async def _to_survey(self, call: Call) -> None:
+        """The agent hung up first on a call a flow runs: the caller leaves the bridge and
+        goes back to the flow (the survey); the talk is over for the router."""
+        self.acd.router.complete(call.id, time.time())
+        self.legs.pop(call.agent_channel or "", None)
+        call.state, call.hangup_by = "survey", "agent"
+        await self.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
+        self.agent_changed(call.agent or "")
+        self.wake(call)
+        await self.store.save_call(call.record())
+        await self.event(call, "agent_hangup")
 
     async def rona(self, call: Call, result: str) -> None:
         """The agent's phone rang out, was busy or failed: the agent goes not-ready(RONA),

@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from ccserver import recovery
@@ -26,6 +27,8 @@ from ccserver.calls import CallCenter
 from ccserver.config import Config
 from ccserver.desk import DeskBackend
 from ccserver.history import History
+from ccserver.ivr.loader import load_flows, warm_prompts
+from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.prompts import Prompts
 from ccserver.store import Store
@@ -65,6 +68,9 @@ class Controller:
         self.history = History(config.run_dir / config.controller.history_db)
         self.calls.history = self.history
         self.api_tokens = dict(secrets.api_tokens)
+        queues = {q.name for q in config.acd.queues}
+        self.calls.flows = load_flows(config.ivr.resolved_flows_dir(), queues)
+        self.calls.notices = NoticeBoard(self.store.redis, self.prompts)
         self._device_tasks: set[asyncio.Task[None]] = set()
 
     async def _on_ari_event(self, event: AriEvent) -> None:
@@ -109,6 +115,9 @@ class Controller:
         await runner.setup()
         site = web.TCPSite(runner, self.config.stack.bind, self.config.controller.http_port)
         await site.start()
+        self.calls.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        for flow in {id(f): f for f in self.calls.flows.values()}.values():
+            await asyncio.to_thread(warm_prompts, flow, self.prompts)  # callers never wait
         await self.ami.start()
         await self.ari.start()
         self.calls.start_ticker()
@@ -126,6 +135,7 @@ class Controller:
             await self.ami.close()
             self.calls.close()
             await runner.cleanup()
+            await self.calls.http.close()
             await self.history.flush()
             self.history.close()
             await self.store.close()

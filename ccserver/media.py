@@ -42,6 +42,7 @@ class Media:
         self._playbacks: dict[str, tuple[str, asyncio.Future[None]]] = {}
         self._digits: dict[str, asyncio.Queue[str]] = {}
         self._gone: set[str] = set()
+        self._recordings: dict[str, tuple[str, asyncio.Future[bool]]] = {}
 
     # --- events (called by the controller for every ARI event) -----------------------------
     def on_event(self, event: AriEvent) -> None:
@@ -51,6 +52,12 @@ class Media:
             entry = self._playbacks.pop(playback_id, None)
             if entry is not None and not entry[1].done():
                 entry[1].set_result(None)
+        elif event.type in ("RecordingFinished", "RecordingFailed"):
+            recording = event.data.get("recording")
+            name = str(recording.get("name")) if isinstance(recording, dict) else ""
+            recorded = self._recordings.pop(name, None)
+            if recorded is not None and not recorded[1].done():
+                recorded[1].set_result(event.type == "RecordingFinished")
         elif event.type == "ChannelDtmfReceived" and event.channel_id:
             digit = str(event.data.get("digit", ""))
             if digit:
@@ -69,6 +76,11 @@ class Media:
                 del self._playbacks[playback_id]
                 if not future.done():
                     future.set_exception(ChannelGone(channel_id))
+        for name, (owner, done) in list(self._recordings.items()):
+            if owner == channel_id:
+                del self._recordings[name]
+                if not done.done():
+                    done.set_result(True)  # what was said before the hang-up is kept
         queue = self._digits.pop(channel_id, None)
         if queue is not None:
             queue.put_nowait("")  # a reader blocked in get() wakes and sees the channel gone
@@ -138,6 +150,33 @@ class Media:
                 break
             digits += key
         return digits
+
+    async def record(self, channel_id: str, name: str, max_s: float) -> bool:
+        """Record the caller into Asterisk's recording dir as `<name>.wav`, until # or 3 s
+        of silence or `max_s`; True when a recording was kept."""
+        self._check(channel_id)
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._recordings[name] = (channel_id, done)
+        try:
+            await self.ari.request(
+                "POST",
+                f"/channels/{channel_id}/record",
+                params={
+                    "name": name,
+                    "format": "wav",
+                    "maxDurationSeconds": max(1, int(max_s)),
+                    "maxSilenceSeconds": 3,
+                    "terminateOn": "#",
+                    "ifExists": "overwrite",
+                    "beep": "true",
+                },
+            )
+        except AriError as exc:
+            self._recordings.pop(name, None)
+            if exc.status == 404:
+                raise ChannelGone(channel_id) from None
+            raise
+        return await done
 
     async def stop(self, channel_id: str) -> None:
         """Stop whatever is playing to the channel (before it joins an agent)."""

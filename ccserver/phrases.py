@@ -40,6 +40,10 @@ PHRASES: dict[str, dict[str, str]] = {
         "zh": "正在为您转接其他坐席组，请稍候。",
         "en": "We are transferring you to another team. Please hold.",
     },
+    "ivr_full": {
+        "zh": "自助服务繁忙，正在为您转接人工服务。",
+        "en": "Self-service is busy. We are connecting you to an agent.",
+    },
     "agent_id": {"zh": "请输入工号，以井号键结束。", "en": "Enter your agent number, then hash."},
     "pin": {"zh": "请输入密码，以井号键结束。", "en": "Enter your PIN, then hash."},
     "pin_wrong": {"zh": "工号或密码错误。", "en": "Wrong agent number or PIN."},

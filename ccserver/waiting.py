@@ -31,15 +31,33 @@ OFFER_WINDOW_S = 6.0
 
 
 async def session(center: CallCenter, call: Call) -> None:
+    from ccserver import flow_channel
+
     try:
         await center.ari.request("POST", f"/channels/{call.id}/answer")
-        greeting = center.config.controller.greeting
-        if greeting:
-            try:
-                await center.media.play(call.id, [f"sound:{greeting}"])
-            except AriError as exc:  # a missing sound must not keep the caller from an agent
-                log(logger, "call.greeting_failed", logging.WARNING, call=call.id, error=str(exc))
         queue = center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
+        if call.dnis in center.flows:
+            if center.ivr_sessions < center.config.ivr.max_sessions:
+                await flow_channel.run(center, call)
+                return
+            # Beyond the IVR channels we may run: a word, then straight to a person.
+            log(logger, "ivr.full", logging.WARNING, call=call.id, sessions=center.ivr_sessions)
+            await center.event(call, "ivr_full", sessions=center.ivr_sessions)
+            await say(center, call, phrase("ivr_full", center.config.acd.language))
+            queue = center.config.acd.default_queue
+        else:
+            greeting = center.config.controller.greeting
+            if greeting:
+                try:
+                    await center.media.play(call.id, [f"sound:{greeting}"])
+                except AriError as exc:  # a missing sound must not keep a caller from us
+                    log(
+                        logger,
+                        "call.greeting_failed",
+                        logging.WARNING,
+                        call=call.id,
+                        error=str(exc),
+                    )
         if await join(center, call, queue):
             await wait(center, call)
     except ChannelGone:
@@ -57,10 +75,16 @@ async def resume(center: CallCenter, call: Call) -> None:
         return
 
 
-async def join(center: CallCenter, call: Call, queue: str) -> bool:
+async def say(center: CallCenter, call: Call, text: str) -> None:
+    language = center.config.acd.language
+    sound = await asyncio.to_thread(center.prompts.sound, text, language)
+    await center.media.play(call.id, [sound])
+
+
+async def join(center: CallCenter, call: Call, queue: str, *, priority: int | None = None) -> bool:
     """Hold the caller (music) and give the call to the router; False if the caller left."""
     async with center.lock:
-        if call.state != "arriving":
+        if call.state not in ("arriving", "ivr"):
             return False
         try:
             await center.ari.request(
@@ -71,7 +95,7 @@ async def join(center: CallCenter, call: Call, queue: str) -> bool:
                 return False
             log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
         call.state = "waiting"
-        await center.enqueue(call, queue)
+        await center.enqueue(call, queue, priority=priority)
         await center.dispatch()
         await center.persist()
     return True

@@ -210,10 +210,14 @@ def start_stack(
     *,
     acd: dict[str, Any] | None = None,
     hotline: list[str] | None = None,
+    ivr: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
-    `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone)."""
+    `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone);
+    `ivr` the IVR section (default: no flows, so calls go straight to their queue)."""
+    no_flows = tmp / "no-flows"
+    no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
     contacts = {
         agent: f"sip:{agent}@127.0.0.1:{ports[pool]}"
@@ -236,6 +240,7 @@ def start_stack(
         "phones": {"ids": sorted(contacts), "contacts": contacts},
         "acd": acd if acd is not None else ONE_QUEUE,
         "hotline": {"numbers": hotline or ["95598"]},
+        "ivr": ivr if ivr is not None else {"flows_dir": str(no_flows)},
     }
     config = config_mod.Config.model_validate(data)
     stack = Stack(config)

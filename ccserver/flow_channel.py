@@ -1,0 +1,174 @@
+"""An IVR flow's view of a live call: `ccserver.ivr.channel.FlowChannel` over ARI.
+
+The interpreter (`ccserver.ivr.interpreter`) knows nothing of Asterisk; this adapter gives
+it playback and keys (through `Media`), the queue (the caller waits, is connected, and the
+`queue` step returns when the agent hangs up first so the survey can run), a blind
+transfer back into the dialplan, and a recording of the caller's voice (survey comments).
+
+`hangup()` does not hang up at once: it tells the session the flow is done, and the
+session ends the call — or, when the flow took a callback, keeps the call alive in its
+queue first, so a callback never passes through "abandoned".
+
+IVR channels are a licensed quantity: `in_ivr` counts this call against
+`ivr.max_sessions` while the flow itself is talking to the caller, not while the caller
+waits in a queue or talks to an agent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from ccserver import waiting
+from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
+from ccserver.media import ChannelGone
+from ccserver.telephony.ari import AriError
+
+if TYPE_CHECKING:
+    from ccserver.calls import Call, CallCenter
+
+TRANSFER_CONTEXT = "from-callers"
+
+
+class LiveChannel:
+    def __init__(self, center: CallCenter, call: Call) -> None:
+        self.center = center
+        self.call = call
+        self.call_id = call.id
+        self.caller = call.caller
+        self.dnis = call.dnis
+        self.done = False  # the flow asked to end the call
+        self.in_ivr = False
+
+    def enter_ivr(self) -> None:
+        if not self.in_ivr:
+            self.in_ivr = True
+            self.center.ivr_sessions += 1
+
+    def leave_ivr(self) -> None:
+        if self.in_ivr:
+            self.in_ivr = False
+            self.center.ivr_sessions -= 1
+
+    async def play(self, media: list[str], *, interruptible: bool) -> str:
+        try:
+            return await self.center.media.play(self.call_id, media, interruptible=interruptible)
+        except ChannelGone:
+            raise CallerGone(self.call_id) from None
+
+    async def read_digits(
+        self,
+        *,
+        max_digits: int,
+        timeout_s: float,
+        inter_digit_s: float,
+        terminator: str | None,
+        first: str = "",
+    ) -> str:
+        try:
+            return await self.center.media.read_digits(
+                self.call_id,
+                max_digits=max_digits,
+                timeout_s=timeout_s,
+                inter_digit_s=inter_digit_s,
+                terminator=terminator,
+                first=first,
+            )
+        except ChannelGone:
+            raise CallerGone(self.call_id) from None
+
+    async def queue(self, request: QueueRequest) -> QueueResult:
+        """Wait in `request.queue` and talk; back when the talk or the wait is over."""
+        call = self.call
+        self.leave_ivr()
+        try:
+            if not await waiting.join(self.center, call, request.queue, priority=request.priority):
+                raise CallerGone(self.call_id)
+            await waiting.wait(self.center, call)
+            wakeup = self.center.wakeup(call)
+            while call.state == "connected":
+                wakeup.clear()
+                if call.state == "connected":
+                    await wakeup.wait()
+        except ChannelGone:
+            raise CallerGone(self.call_id) from None
+        finally:
+            self.enter_ivr()
+        if call.state == "survey":
+            return QueueResult("agent-hangup", call.agent)
+        if call.state.startswith("callback"):
+            self.done = True
+            return QueueResult("callback", None)
+        raise CallerGone(self.call_id)
+
+    async def transfer(self, target: str) -> None:
+        """Blind transfer: the caller leaves Stasis for `target` in the callers' dialplan."""
+        self.call.state = "transferred"
+        await self.center.event(self.call, "transfer", target=target)
+        try:
+            await self.center.ari.request(
+                "POST",
+                f"/channels/{self.call_id}/continue",
+                params={"context": TRANSFER_CONTEXT, "extension": target, "priority": 1},
+            )
+        except AriError as exc:
+            if exc.status == 404:
+                raise CallerGone(self.call_id) from None
+            raise
+        self.done = True
+
+    async def record(self, max_s: float) -> str | None:
+        name = f"comment-{self.call_id}-{uuid.uuid4().hex[:6]}"
+        try:
+            recorded = await self.center.media.record(self.call_id, name, max_s)
+        except ChannelGone:
+            raise CallerGone(self.call_id) from None
+        return str(self.center.recordings / f"{name}.wav") if recorded else None
+
+    async def hangup(self) -> None:
+        self.done = True
+
+
+async def run(center: CallCenter, call: Call) -> None:
+    """The IVR part of a session: run the number's flow, then end or keep the call."""
+    from ccserver.ivr.interpreter import run_flow
+
+    flow = center.flows[call.dnis]
+    assert center.http is not None, "the controller opens the lookup session at start"
+    channel = LiveChannel(center, call)
+    call.state, call.flow = "ivr", flow.flow
+    channel.enter_ivr()
+    try:
+        record = await run_flow(
+            flow,
+            channel,
+            prompts=center.prompts,
+            lookup_client=center.http,
+            notices=center.notices,
+            config=center.config.ivr,
+            default_queue=center.config.acd.default_queue,
+        )
+    finally:
+        channel.leave_ivr()
+    call.ivr_route = record.to_dict()
+    call.survey_score = record.survey_score
+    if call.handled_by is None and record.queue is None:
+        call.handled_by = "ivr"
+    if record.callback is not None and call.state == "ivr":
+        await _callback(center, call, record.callback)
+    elif call.state in ("ivr", "survey"):
+        call.hangup_by = "ivr" if call.state == "ivr" else call.hangup_by
+        await center.store.save_call(call.record())
+        await center.hangup(call.id)  # its StasisEnd closes the call
+
+
+async def _callback(center: CallCenter, call: Call, wanted: dict[str, str]) -> None:
+    """The flow took a callback request: the call waits in its queue without the caller."""
+    async with center.lock:
+        call.callback = {"number": wanted["number"], "customer_channel": None, "attempts": []}
+        call.state = "callback"
+        await center.enqueue(call, wanted.get("queue") or center.config.acd.default_queue)
+        await center.event(call, "callback", number=wanted["number"])
+        await center.dispatch()
+        await center.persist()
+    await center.hangup(call.id)

@@ -1,0 +1,100 @@
+"""The reference flow `ivr_flows/95598.yaml` on the real stack: SIPp callers press RFC 2833
+keys, a real billing backend (`ccserver billing-demo`) answers the lookups, and each test
+reads the route taken from the controller's call record."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ccserver.stack.procs import wait_until
+from tests.integration.conftest import LiveStack, free_port, start_stack
+
+pytestmark = pytest.mark.integration
+FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
+QUEUES = ["general", "billing", "repair", "business", "complaints"]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    port = free_port()
+    billing = subprocess.Popen(
+        [sys.executable, "-m", "ccserver", "billing-demo", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        acd = {
+            "queues": [
+                {
+                    "name": q,
+                    "skills": {q: 1},
+                    "wrap_up_s": 0.0,
+                    **({"priority": 10} if q == "repair" else {}),
+                }
+                for q in QUEUES
+            ],
+            "announce_every_s": 0.0,
+        }
+        ivr = {"flows_dir": str(FLOWS), "billing_url": f"http://127.0.0.1:{port}"}
+        yield from start_stack(
+            tmp_path_factory.mktemp("ivr"), {"answer": ["1001"]}, acd=acd, ivr=ivr
+        )
+    finally:
+        billing.terminate()
+        billing.wait(timeout=10)
+
+
+def _call(live: LiveStack, keys: list[str | int], talk_ms: int = 1000) -> dict[str, Any]:
+    run = live.next_run()
+    agent = live.agents("answer", talk_ms=talk_ms).start()
+    try:
+        stats = live.caller_keys(run, keys).start().wait(timeout=120)
+    finally:
+        agent.stop()
+    assert (stats.successful, stats.failed) == (1, 0)
+    (record,) = live.records(run, expected=1, timeout=30)
+    assert wait_until(lambda: live.stack.controller_health()["calls"] == 0, 10)
+    return record
+
+
+def test_self_service_reads_the_balance_from_the_billing_backend(live: LiveStack) -> None:
+    record = _call(live, [1500, "1", 1500, "1000000001#"])
+    route = record["ivr_route"]
+    assert route["route"][:5] == [
+        "welcome",
+        "outage_check",
+        "main_menu",
+        "account_entry",
+        "account_lookup",
+    ]
+    assert route["lookups"][0]["result"] == "hit"
+    assert route["variables"]["account"] == "1000000001" and "balance" in route["variables"]
+    assert record["handled_by"] == "ivr" and record["agent"] is None
+    assert record["outcome"] == "self-service"
+
+
+def test_fault_repair_is_queued_with_high_priority_and_answered(live: LiveStack) -> None:
+    record = _call(live, [1500, "2"])
+    route = record["ivr_route"]
+    assert "repair_queue" in route["route"]
+    assert (record["queue"], record["priority"], record["agent"]) == ("repair", 10, "1001")
+    assert route["queue_outcome"] == "agent-hangup"
+    assert record["outcome"] == "completed" and record["hangup_by"] == "agent"
+
+
+def test_the_survey_after_the_agent_hangs_up_stores_the_score(live: LiveStack) -> None:
+    # 0: an agent (general); after the talk the agent hangs up first and the caller, still
+    # on the line, rates the call 5 and ends the comment recording with #.
+    record = _call(live, [1500, "0", 20000, "5", 6000, "#"])
+    route = record["ivr_route"]
+    assert record["queue"] == "general" and route["queue_outcome"] == "agent-hangup"
+    assert route["route"][-1] == "survey" and route["survey_score"] == 5
+    assert record["survey_score"] == 5
+    status, call = live.api("GET", f"/calls/{record['id']}", token="supervisor")
+    assert status == 200 and call["survey_score"] == 5
