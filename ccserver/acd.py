@@ -35,6 +35,7 @@ DEVICE_REASONS = {"busy": "device-busy", "unavailable": "device-unavailable"}
 _BUSY_STATES = {"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"}
 _GONE_STATES = {"UNAVAILABLE", "INVALID"}
 LOCKOUT_S = 60.0
+DIRECT_PREFIX = "direct-"
 
 
 class AcdError(CCServerError):
@@ -97,6 +98,7 @@ class Acd:
         self.router: RouterAPI = router_cls(rona_memory_s=config.acd.rona_memory_s)
         self.seats = {a.id: Seat(a.id, a.name, dict(a.skills)) for a in config.agents}
         self.phone_devices: dict[str, str] = {}  # phone id -> "ok"/"busy"/"unavailable"
+        self.direct: set[str] = set()  # agents with a direct queue (see direct_queue)
 
     # --- set-up and persistence ----------------------------------------------------------
     def define_queues(self) -> None:
@@ -122,12 +124,14 @@ class Acd:
         return {
             "router": self.router.snapshot(),
             "seats": {k: asdict(v) for k, v in self.seats.items()},
+            "direct": sorted(self.direct),
         }
 
     def restore(self, data: Mapping[str, Any], now: float) -> list[str]:
         """Rebuild from a snapshot; then apply the current configuration (queues redefined,
         agents no longer configured logged out). Returns calls those logouts gave back."""
         self.router.restore(data["router"])
+        self.direct = {a for a in data.get("direct", []) if a in self.seats}
         for agent_id, saved in data.get("seats", {}).items():
             seat = self.seats.get(agent_id)
             if seat is not None:
@@ -148,7 +152,7 @@ class Acd:
                 if call is not None:
                     returned.append(call)
             else:
-                self.router.set_skills(agent_id, self.seats[agent_id].skills)
+                self.router.set_skills(agent_id, self._skills(agent_id))
         return returned
 
     # --- agents --------------------------------------------------------------------------
@@ -179,7 +183,7 @@ class Acd:
         other = self.agent_at(phone)
         if other is not None:
             raise AcdError(f"agent {other} is logged in at phone {phone}", slug="phone-in-use")
-        self._router(self.router.login, agent_id, seat.skills, now, ready=ready)
+        self._router(self.router.login, agent_id, self._skills(agent_id), now, ready=ready)
         seat.phone = phone
         seat.device = self.phone_devices.get(phone, "ok")
         log(logger, "agent.login", agent=agent_id, phone=phone, ready=ready)
@@ -246,7 +250,29 @@ class Acd:
         return None
 
     # --- calls ---------------------------------------------------------------------------
+    def direct_queue(self, agent_id: str) -> str:
+        """The queue that reaches exactly this agent (for a transfer to a person): made on
+        first use, with a skill only that agent holds."""
+        self.seat(agent_id)
+        if self.state(agent_id) == "logged-out":
+            raise AcdError(f"agent {agent_id} is not logged in", slug="agent-logged-out")
+        spec = self.queue_config(DIRECT_PREFIX + agent_id)
+        if agent_id not in self.direct:
+            self.router.define_queue(spec.name, spec.skills, wrap_up_s=spec.wrap_up_s)
+            self.direct.add(agent_id)
+            self.router.set_skills(agent_id, self._skills(agent_id))
+        return spec.name
+
+    def _skills(self, agent_id: str) -> dict[str, int]:
+        skills = dict(self.seats[agent_id].skills)
+        if agent_id in self.direct:
+            skills[DIRECT_PREFIX + agent_id] = 1
+        return skills
+
     def queue_config(self, name: str) -> QueueConfig:
+        if name.startswith(DIRECT_PREFIX) and name[len(DIRECT_PREFIX) :] in self.seats:
+            default = self.queue_config(self.config.acd.default_queue)
+            return QueueConfig(name=name, skills={name: 1}, wrap_up_s=default.wrap_up_s)
         try:
             return self.config.acd.queue(name)
         except StopIteration:

@@ -22,8 +22,10 @@ import logging
 import time
 from typing import Any
 
+from ccserver import transfers
 from ccserver.acd import REASONS, AcdError
 from ccserver.calls import CallCenter
+from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.media import ChannelGone
 from ccserver.phrases import phrase
@@ -230,6 +232,30 @@ class DeskBackend:
             seconds=seconds,
             by=by,
         )
+
+    async def transfer(
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+    ) -> dict[str, Any]:
+        return await transfers.transfer(self.center, call_id, queue=queue, agent=agent, by=by)
+
+    async def notices(self) -> list[dict[str, Any]]:
+        return [n.to_dict() for n in await self._board().list()]
+
+    async def add_notice(self, data: dict[str, Any], *, by: str) -> dict[str, Any]:
+        notice = await self._board().add(data)
+        log(logger, "notice.added", notice=notice.id, by=by)
+        return notice.to_dict()
+
+    async def delete_notice(self, notice_id: str, *, by: str) -> None:
+        await self._board().delete(notice_id)
+        log(logger, "notice.deleted", notice=notice_id, by=by)
+
+    def _board(self) -> NoticeBoard:
+        if self.center.notices is None:
+            raise AcdError(
+                "notices need the controller's Redis", slug="notices-unavailable", status=503
+            )
+        return self.center.notices
 
     def queues(self) -> list[dict[str, Any]]:
         now = time.time()

@@ -20,6 +20,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ccserver import waiting
+from ccserver.calls import WAITING_STATES
 from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
 from ccserver.media import ChannelGone
 from ccserver.telephony.ari import AriError
@@ -84,12 +85,15 @@ class LiveChannel:
         try:
             if not await waiting.join(self.center, call, request.queue, priority=request.priority):
                 raise CallerGone(self.call_id)
-            await waiting.wait(self.center, call)
             wakeup = self.center.wakeup(call)
-            while call.state == "connected":
-                wakeup.clear()
-                if call.state == "connected":
-                    await wakeup.wait()
+            while True:
+                await waiting.wait(self.center, call)
+                while call.state == "connected":
+                    wakeup.clear()
+                    if call.state == "connected":
+                        await wakeup.wait()
+                if call.state not in WAITING_STATES:  # not transferred back into a queue
+                    break
         except ChannelGone:
             raise CallerGone(self.call_id) from None
         finally:
