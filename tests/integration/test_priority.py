@@ -28,7 +28,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
             },
         ],
         "entry": {"95597": "repair"},
-        "announce_every_s": 0.0,
+        "announce_every_s": 60.0,  # on entry only
     }
     yield from start_stack(
         tmp_path_factory.mktemp("priority"),
@@ -56,6 +56,9 @@ def test_a_priority_call_overtakes_earlier_calls_and_is_recorded(live: LiveStack
     assert (g["queue"], g["priority"], r["queue"], r["priority"]) == ("general", 0, "repair", 10)
     assert r["arrived_at"] > g["arrived_at"] and r["connected_at"] < g["connected_at"]
     assert g["recording"] is None
+    # While it waited, the general caller heard its place and expected wait on entry.
+    (announce,) = [e for e in live.events(g["id"]) if e["kind"] == "announce"]
+    assert announce["position"] == "1" and float(announce["ewt_s"]) > 0
     assert r["recording"] is not None and Path(r["recording"]).stat().st_size > 1000
 
 

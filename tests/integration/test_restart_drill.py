@@ -62,8 +62,6 @@ def test_kill_9_with_10_waiting_and_5_talking_loses_nobody(live: LiveStack) -> N
         assert new["ended_at"] - new["connected_at"] >= TALK_MS / 1000 - 0.5
     rung = [by_id[r["id"]]["attempts"][-1]["at"] for r in waiting]
     assert rung == sorted(rung), "waiting callers were served out of arrival order"
-    for old in waiting:  # each heard its position and expected wait on entry
-        assert "announce" in [e["kind"] for e in live.events(old["id"])]
     resync = _resync_ms(live)
     print(f"restart drill: controller back in {restarted_s:.2f} s, resync took {resync} ms")
     assert resync is not None
