@@ -34,8 +34,7 @@ async def accept(center: CallCenter, call: Call) -> None:
     language = center.config.acd.language
 
     async def say(key: str) -> str:
-        sound = await asyncio.to_thread(center.prompts.sound, phrase(key, language), language)
-        return await center.media.play(call.id, [sound], interruptible=True)
+        return await center.say(call.id, phrase(key, language), interruptible=True)
 
     number = call.caller
     key = await say("callback_number") or await center.media.read_digits(

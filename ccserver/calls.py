@@ -542,6 +542,13 @@ class CallCenter:
             queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
             self.history.record_event(call.id, kind, queue=queue, agent=agent, **clean)
 
+    async def say(self, channel_id: str, text: str, *, interruptible: bool = False) -> str:
+        """Speak `text` to a channel in the center's language (generated once, then cached);
+        returns the key that interrupted it, or ""."""
+        language = self.config.acd.language
+        sound = await asyncio.to_thread(self.prompts.sound, text, language)
+        return await self.media.play(channel_id, [sound], interruptible=interruptible)
+
     def agent_changed(self, agent_id: str) -> None:
         """Note an agent's new state in the history (for occupancy and adherence reports)."""
         if self.history is not None:

@@ -108,13 +108,8 @@ def _check_pin(center: CallCenter, agent_id: str, pin: str, *, source: str, now:
 async def feature_call(center: CallCenter, channel: str, exten: str, phone: str) -> None:
     language = center.config.acd.language
 
-    async def say(text: str) -> None:
-        sound = await asyncio.to_thread(center.prompts.sound, text, language)
-        await center.media.play(channel, [sound])
-
     async def ask(key: str, max_digits: int) -> str:
-        sound = await asyncio.to_thread(center.prompts.sound, phrase(key, language), language)
-        first = await center.media.play(channel, [sound], interruptible=True)
+        first = await center.say(channel, phrase(key, language), interruptible=True)
         return await center.media.read_digits(
             channel, max_digits=max_digits, timeout_s=8.0, first=first
         )
@@ -128,9 +123,9 @@ async def feature_call(center: CallCenter, channel: str, exten: str, phone: str)
                 key = await _login(center, channel, phone, rest, ask)
             else:
                 key = await _other(center, code, rest, phone, ask)
-            await say(phrase(key, language))
+            await center.say(channel, phrase(key, language))
         except AcdError as exc:
-            await say(phrase("refused", language, why=_why(exc, language)))
+            await center.say(channel, phrase("refused", language, why=_why(exc, language)))
     except ChannelGone:
         return
     finally:
@@ -152,10 +147,7 @@ async def _login(center: CallCenter, channel: str, phone: str, rest: str, ask: A
         except AcdError as exc:
             if exc.slug not in ("pin-invalid", "agent-unknown"):
                 raise
-            sound = await asyncio.to_thread(
-                center.prompts.sound, phrase("pin_wrong", language), language
-            )
-            await center.media.play(channel, [sound])
+            await center.say(channel, phrase("pin_wrong", language))
     raise AcdError("no agent was logged in", slug="pin-invalid", status=403)
 
 

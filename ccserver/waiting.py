@@ -43,7 +43,7 @@ async def session(center: CallCenter, call: Call) -> None:
             # Beyond the IVR channels we may run: a word, then straight to a person.
             log(logger, "ivr.full", logging.WARNING, call=call.id, sessions=center.ivr_sessions)
             await center.event(call, "ivr_full", sessions=center.ivr_sessions)
-            await say(center, call, phrase("ivr_full", center.config.acd.language))
+            await center.say(call.id, phrase("ivr_full", center.config.acd.language))
             queue = center.config.acd.default_queue
         else:
             greeting = center.config.controller.greeting
@@ -73,12 +73,6 @@ async def resume(center: CallCenter, call: Call) -> None:
         await wait(center, call, announce_now=False)
     except ChannelGone:
         return
-
-
-async def say(center: CallCenter, call: Call, text: str) -> None:
-    language = center.config.acd.language
-    sound = await asyncio.to_thread(center.prompts.sound, text, language)
-    await center.media.play(call.id, [sound])
 
 
 async def join(center: CallCenter, call: Call, queue: str, *, priority: int | None = None) -> bool:
@@ -138,12 +132,9 @@ async def announce(center: CallCenter, call: Call) -> None:
         return
     ewt = router.expected_wait(queue, call.priority) * position / (router.waiting(queue) + 1)
     language = center.config.acd.language
-    sound = await asyncio.to_thread(
-        center.prompts.sound, position_text(position - 1, ewt, language), language
-    )
     call.announcements += 1
     await center.event(call, "announce", position=position, ewt_s=round(ewt, 1))
-    await center.media.play(call.id, [sound])
+    await center.say(call.id, position_text(position - 1, ewt, language))
 
 
 async def _max_wait(center: CallCenter, call: Call) -> float:
@@ -163,16 +154,10 @@ async def _max_wait(center: CallCenter, call: Call) -> float:
             await center.dispatch()
             await center.persist()
         log(logger, "call.overflow", call=call.id, source=spec.name, target=spec.overflow_to)
-        sound = await asyncio.to_thread(
-            center.prompts.sound, phrase("overflow", language), language
-        )
-        await center.media.play(call.id, [sound])
+        await center.say(call.id, phrase("overflow", language))
         return _deadline(center, call, time.time())
-    offer = await asyncio.to_thread(
-        center.prompts.sound, phrase("callback_offer", language), language
-    )
     center.media.flush(call.id)
-    key = await center.media.play(call.id, [offer], interruptible=True)
+    key = await center.say(call.id, phrase("callback_offer", language), interruptible=True)
     if key != CALLBACK_KEY:
         key = await center.media.read_digits(
             call.id, max_digits=1, timeout_s=OFFER_WINDOW_S, terminator=None
