@@ -542,6 +542,18 @@ class CallCenter:
             queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
             self.history.record_event(call.id, kind, queue=queue, agent=agent, **clean)
 
+    async def hold(self, channel_id: str) -> bool:
+        """Put a caller in the holding bridge (music); False when the caller is gone."""
+        try:
+            await self.ari.request(
+                "POST", f"/bridges/{HOLDING_BRIDGE}/addChannel", params={"channel": channel_id}
+            )
+        except AriError as exc:
+            if exc.status == 404:
+                return False
+            log(logger, "call.hold_failed", logging.WARNING, call=channel_id, error=str(exc))
+        return True
+
     async def say(self, channel_id: str, text: str, *, interruptible: bool = False) -> str:
         """Speak `text` to a channel in the center's language (generated once, then cached);
         returns the key that interrupted it, or ""."""

@@ -36,7 +36,6 @@ from ccserver.calls import (
     CallCenter,
 )
 from ccserver.logs import log
-from ccserver.telephony.ari import AriError
 
 logger = logging.getLogger("ccserver.recovery")
 REDIS_TRIES = 20
@@ -172,7 +171,7 @@ async def _check_call(
         center.spawn(_enter(center, call), f"session-{call.id}")
         return
     if call.id not in holding:
-        await _hold(center, call.id)
+        await center.hold(call.id)
     session = center.sessions.get(call.id)
     if session is None or session.done():
         center.sessions[call.id] = center.spawn(waiting.resume(center, call), f"session-{call.id}")
@@ -205,15 +204,6 @@ async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:
     center.media.listen(call.id)
     log(logger, "call.adopted", call=call.id)
     center.spawn(_enter(center, call), f"session-{call.id}")
-
-
-async def _hold(center: CallCenter, channel_id: str) -> None:
-    try:
-        await center.ari.request(
-            "POST", f"/bridges/{HOLDING_BRIDGE}/addChannel", params={"channel": channel_id}
-        )
-    except AriError as exc:
-        log(logger, "call.hold_failed", logging.WARNING, call=channel_id, error=str(exc))
 
 
 def _is_our_inbound(center: CallCenter, channel: dict[str, Any]) -> bool:

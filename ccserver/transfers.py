@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from ccserver import waiting
 from ccserver.acd import AcdError
-from ccserver.calls import HOLDING_BRIDGE
 from ccserver.errors import InputError
 from ccserver.logs import log
-from ccserver.telephony.ari import AriError
 
 if TYPE_CHECKING:
     from ccserver.calls import CallCenter
@@ -52,12 +50,7 @@ async def transfer(
         await center.destroy_bridge(f"call-{call.id}")
         if leg:
             await center.hangup(leg)
-        try:
-            await center.ari.request(
-                "POST", f"/bridges/{HOLDING_BRIDGE}/addChannel", params={"channel": call.id}
-            )
-        except AriError as exc:
-            log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
+        await center.hold(call.id)
         await center.event(call, "transfer", source=source_agent, target=target, by=by)
         await center.enqueue(call, target)
         center.agent_changed(source_agent or "")

@@ -19,7 +19,7 @@ import math
 import time
 
 from ccserver import callbacks
-from ccserver.calls import HOLDING_BRIDGE, WAITING_STATES, Call, CallCenter
+from ccserver.calls import WAITING_STATES, Call, CallCenter
 from ccserver.logs import log
 from ccserver.media import ChannelGone
 from ccserver.phrases import phrase, position_text
@@ -80,14 +80,8 @@ async def join(center: CallCenter, call: Call, queue: str, *, priority: int | No
     async with center.lock:
         if call.state not in ("arriving", "ivr"):
             return False
-        try:
-            await center.ari.request(
-                "POST", f"/bridges/{HOLDING_BRIDGE}/addChannel", params={"channel": call.id}
-            )
-        except AriError as exc:
-            if exc.status == 404:
-                return False
-            log(logger, "call.hold_failed", logging.WARNING, call=call.id, error=str(exc))
+        if not await center.hold(call.id):
+            return False
         call.state = "waiting"
         await center.enqueue(call, queue, priority=priority)
         await center.dispatch()
