@@ -1,5 +1,5 @@
-"""The REST API v1 under `/api/v1`: agents, queues, live calls, who am I, and its own
-OpenAPI 3.1 document.
+"""The REST API v1 under `/api/v1`: agents, queues, live calls (and their transfer),
+outage notices, who am I, and its own OpenAPI 3.1 document.
 
 `make_app` (in `app.py`) builds the aiohttp application; everything it knows about the
 running contact center comes through one `ApiBackend` (`backend.py`), which the controller

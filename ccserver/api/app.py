@@ -109,7 +109,7 @@ def _endpoint(
             _authorize(route, principal, request.match_info)
         body = _parse_body(route.body, await request.read()) if route.body else None
         result = await route.handler(Ctx(services, principal, request.match_info, body))
-        return web.json_response(result)
+        return web.json_response(result, status=route.status)
 
     return endpoint
 

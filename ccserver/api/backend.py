@@ -53,3 +53,35 @@ class ApiBackend(Protocol):
     async def call(self, call_id: str) -> dict[str, Any]:
         """One call, live or from history, with its "events"; raises call-unknown (404)."""
         ...
+
+    async def transfer(
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+    ) -> dict[str, Any]:
+        """Blind-transfer a connected call to `queue` or to `agent` (exactly one is given;
+        the API has checked that) and return the call; raises call-unknown (404),
+        queue-unknown (404), agent-unknown (404), agent-logged-out (409: the target agent
+        is not logged in), invalid-state (409: the call is not connected to an agent),
+        forbidden (403: an agent token that is not on the call).
+
+        The API lets every agent token through: the backend knows which agent is on the
+        call, so it refuses `by="agent:<id>"` unless `<id>` is that agent."""
+        ...
+
+    async def notices(self) -> list[dict[str, Any]]:
+        """The outage notices not yet ended (active or scheduled), by start time, each as
+        `Notice.to_dict()`: id, text, text_en, scope, starts_at, ends_at, created_at;
+        raises notices-unavailable (503) when the call center has no notice board."""
+        ...
+
+    async def add_notice(self, data: dict[str, Any], *, by: str) -> dict[str, Any]:
+        """Add a notice and return it (as in `notices`). `data` is the posted body, already
+        valid against `NoticeInput` (JSON types: times as ISO 8601 strings); raises
+        InputError (input-invalid, 400) for what only the board checks (ends_at before
+        starts_at or already past), prompt-failed (500) when its audio can't be made,
+        notices-unavailable (503)."""
+        ...
+
+    async def delete_notice(self, notice_id: str, *, by: str) -> None:
+        """Withdraw a notice at once; raises notice-unknown (404), notices-unavailable
+        (503)."""
+        ...

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+# The body of `POST /notices` is the notice board's own input model, so the API takes
+# exactly what `NoticeBoard.add` accepts and the document shows exactly that.
+from ccserver.ivr.notices import NoticeInput as NoticeInput
 
 Action = Literal["login", "logout", "ready", "not-ready", "extend-wrap-up"]
 Reason = Literal["break", "training", "meeting", "after-call-work"]
@@ -26,6 +30,22 @@ class AgentStateRequest(BaseModel):
     phone: str | None = Field(default=None, min_length=1, max_length=64)
     pin: str | None = Field(default=None, min_length=1, max_length=32)
     seconds: float | None = Field(default=None, gt=0, le=3600)
+
+
+class TransferRequest(BaseModel):
+    """Transfer a connected call: give exactly one of `queue` (a queue's name) and `agent`
+    (an agent's id). The caller keeps its original arrival time in the target queue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str | None = Field(default=None, min_length=1, max_length=64)
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.queue is None) == (self.agent is None):
+            raise ValueError("give exactly one of queue and agent")
+        return self
 
 
 class _Open(BaseModel):
@@ -74,6 +94,20 @@ class CallEvent(_Open):
 
 class CallDetail(Call):
     events: list[CallEvent]
+
+
+class Notice(_Open):
+    id: str
+    text: str
+    text_en: str | None = None
+    scope: Literal["all"] | list[str] = Field(description='"all" or caller-number prefixes')
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime = Field(description="the notice is heard until then (excluded)")
+    created_at: AwareDatetime
+
+
+class Deleted(BaseModel):
+    deleted: str = Field(description="the id of what was deleted")
 
 
 class WhoAmI(BaseModel):

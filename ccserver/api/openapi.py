@@ -28,7 +28,10 @@ _STATUS_TEXT = {
     409: "Conflict with the current state",
     413: "Body too large",
     429: "Too many failed attempts",
+    500: "Failed",
+    503: "Unavailable",
 }
+_SUCCESS_TEXT = {200: "OK", 201: "Created"}
 
 
 def document(routes: Sequence[Route]) -> dict[str, Any]:
@@ -42,8 +45,8 @@ def document(routes: Sequence[Route]) -> dict[str, Any]:
             "title": "ccserver REST API",
             "version": API_VERSION,
             "description": (
-                "Agents, queues and live calls of a ccserver contact center. Send "
-                "`Authorization: Bearer <token>`; tokens are in the run dir's "
+                "Agents, queues, live calls and outage notices of a ccserver contact "
+                "center. Send `Authorization: Bearer <token>`; tokens are in the run dir's "
                 "`secrets.json` under `api_tokens`. Roles nest: admin ⊃ supervisor ⊃ agent. "
                 "Every error is `{error, message}` with a stable `error` slug."
             ),
@@ -72,7 +75,10 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "summary": route.summary,
         "description": " ".join(filter(None, [route.summary, route.details, f"Needs {role}."])),
         "responses": {
-            "200": {"description": "OK", "content": {"application/json": {"schema": result}}},
+            str(route.status): {
+                "description": _SUCCESS_TEXT[route.status],
+                "content": {"application/json": {"schema": result}},
+            },
             **_error_responses(route, schemas),
         },
     }

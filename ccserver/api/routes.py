@@ -58,6 +58,7 @@ class Route:
     role: Role | None  # the least role; None: no token needed
     response: type[BaseModel]
     many: bool = False  # the response is a list of `response`
+    status: int = 200  # of a successful answer: 200, or 201 when it creates something
     own_agent: bool = False  # an agent token may use it only when {id} is its own agent
     body: type[BaseModel] | None = None
     params: tuple[tuple[str, str], ...] = ()  # path parameter name, description
@@ -133,7 +134,35 @@ async def _call(ctx: Ctx) -> Any:
     return await ctx.services.backend.call(ctx.params["id"])
 
 
+async def _transfer(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.TransferRequest)
+    return await ctx.services.backend.transfer(
+        ctx.params["id"], queue=body.queue, agent=body.agent, by=ctx.who.name
+    )
+
+
+async def _notices(ctx: Ctx) -> Any:
+    return await ctx.services.backend.notices()
+
+
+async def _add_notice(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.NoticeInput)
+    # as JSON (times as ISO strings with their offset), and only the fields that were sent
+    data = body.model_dump(mode="json", exclude_unset=True)
+    return await ctx.services.backend.add_notice(data, by=ctx.who.name)
+
+
+async def _delete_notice(ctx: Ctx) -> Any:
+    notice_id = ctx.params["id"]
+    await ctx.services.backend.delete_notice(notice_id, by=ctx.who.name)
+    return {"deleted": notice_id}
+
+
 _AGENT_ID = (("id", "the agent's id, e.g. `1001`"),)
+_CALL_ID = (("id", "the call's id"),)
+_BODY_ERRORS = ((400, "body-invalid"), (400, "input-invalid"), (413, "body-too-large"))
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -241,7 +270,74 @@ ROUTES: tuple[Route, ...] = (
         "One call, live or from history, with its events.",
         Role.SUPERVISOR,
         models.CallDetail,
-        params=(("id", "the call's id"),),
+        params=_CALL_ID,
         errors=((404, "call-unknown"),),
+    ),
+    Route(
+        "POST",
+        "/calls/{id}/transfer",
+        _transfer,
+        "transferCall",
+        "Transfer a connected call to a queue or to one agent.",
+        Role.AGENT,
+        models.Call,
+        body=models.TransferRequest,
+        params=_CALL_ID,
+        errors=(
+            *_BODY_ERRORS,
+            (403, "forbidden"),
+            (404, "call-unknown"),
+            (404, "queue-unknown"),
+            (404, "agent-unknown"),
+            (409, "invalid-state"),
+            (409, "agent-logged-out"),
+        ),
+        details="Give exactly one of `queue` and `agent`. The agent on the call is done with "
+        "it (wrap-up as usual); the caller waits in the target queue (an agent's own queue "
+        "for `agent`) with its original arrival time, so it is not sent to the back. An "
+        "agent token may transfer only a call it is on. Answers the call as it is now.",
+    ),
+    Route(
+        "GET",
+        "/notices",
+        _notices,
+        "listNotices",
+        "The outage notices that have not ended yet (active or scheduled), by start time.",
+        Role.SUPERVISOR,
+        models.Notice,
+        many=True,
+        errors=((503, "notices-unavailable"),),
+    ),
+    Route(
+        "POST",
+        "/notices",
+        _add_notice,
+        "addNotice",
+        "Post an outage notice: callers in its scope hear it before the menu.",
+        Role.SUPERVISOR,
+        models.Notice,
+        status=201,
+        body=models.NoticeInput,
+        errors=(
+            *_BODY_ERRORS,
+            (500, "prompt-failed"),
+            (503, "notices-unavailable"),
+        ),
+        details="`scope` is `all` or a non-empty list of caller-number prefixes; times carry "
+        "their offset; `starts_at` defaults to now and `ends_at` must be after it and in the "
+        "future. The audio is made before the notice is stored, so callers arriving "
+        "afterwards hear it at once; a notice that cannot be spoken is refused.",
+    ),
+    Route(
+        "DELETE",
+        "/notices/{id}",
+        _delete_notice,
+        "deleteNotice",
+        "Withdraw an outage notice at once.",
+        Role.SUPERVISOR,
+        models.Deleted,
+        params=(("id", "the notice's id, from `GET /api/v1/notices`"),),
+        errors=((404, "notice-unknown"), (503, "notices-unavailable")),
+        details='Answers `{"deleted": id}`.',
     ),
 )

@@ -1,5 +1,6 @@
 """REST API v1 over real HTTP on 127.0.0.1 against an in-memory backend that keeps agents,
-queues and calls in dicts and refuses with the same slugs as the controller's.
+queues and calls in dicts and refuses with the same slugs as the controller's; its outage
+notices are a real `NoticeBoard` on a throwaway Redis, with real audio.
 
 Proves: every endpoint answers; every role is refused where it must be (and each refusal is
 one the OpenAPI document lists for that operation); errors are always `{error, message}`;
@@ -9,6 +10,7 @@ audited, refusals included, with secrets redacted; failed tokens and PINs are ra
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import stat
 from collections.abc import AsyncIterator
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_spec_validator import validate
+from redis.asyncio import Redis
 
 from ccserver.api import openapi
 from ccserver.api.app import MAX_BODY_BYTES, make_app
@@ -26,6 +29,8 @@ from ccserver.api.audit import AuditLog
 from ccserver.api.auth import RateLimiter, TokenTable
 from ccserver.api.routes import PREFIX, ROUTES
 from ccserver.errors import CCServerError
+from ccserver.ivr.notices import KEY, Notice, NoticeBoard
+from ccserver.prompts import Prompts
 
 TOKENS = {
     "admin": "admin-token-aaaaaaaaaaaaaaaaaaaaaaaa",
@@ -35,13 +40,15 @@ TOKENS = {
 }
 PINS = {"1001": "482913", "1002": "105577"}
 DOC = openapi.document(ROUTES)
+TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
+OUTAGE = {"text": "城南片区线路故障，正在抢修。", "ends_at": TOMORROW}  # a valid notice body
 
 
 class MemoryBackend:
     """A small contact center in dicts, with the controller's refusals and slugs."""
 
-    def __init__(self, seats: int = 1) -> None:
-        self.seats = seats
+    def __init__(self, board: NoticeBoard | None, seats: int = 1) -> None:
+        self.board, self.seats = board, seats
         self.agent_table: dict[str, dict[str, Any]] = {
             agent_id: {
                 "id": agent_id,
@@ -58,7 +65,10 @@ class MemoryBackend:
         self.queue_table = {
             "95598": {"name": "95598", "waiting": 2, "oldest_wait_s": 31.5, "ewt_s": 40.0}
         }
-        self.live = {"c1": {"id": "c1", "caller": "13800000001", "state": "waiting"}}
+        self.live: dict[str, dict[str, Any]] = {
+            "c1": {"id": "c1", "caller": "13800000001", "state": "waiting", "agent": None},
+            "c2": {"id": "c2", "caller": "13800000002", "state": "connected", "agent": "1002"},
+        }
         self.past = {"c0": {"id": "c0", "caller": "13800000000", "state": "ended"}}
         self.actions: list[tuple[str, str, str]] = []
         self.explode = False
@@ -126,6 +136,45 @@ class MemoryBackend:
             raise CCServerError(f"no call {call_id}", slug="call-unknown", status=404)
         return {**found, "events": [{"at": 1.0, "kind": "enter", "queue": "95598"}]}
 
+    async def transfer(
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+    ) -> dict[str, Any]:
+        assert (queue is None) != (agent is None), "the API lets only one target through"
+        call = self.live.get(call_id)
+        if call is None:
+            raise CCServerError(f"no live call {call_id}", slug="call-unknown", status=404)
+        if by.startswith("agent:") and by.removeprefix("agent:") != call["agent"]:
+            raise CCServerError("not your call", slug="forbidden", status=403)
+        if call["state"] != "connected":
+            raise CCServerError(f"call is {call['state']}", slug="invalid-state", status=409)
+        if queue is not None:
+            target = self.queue(queue)["name"]
+        else:
+            assert agent is not None
+            if self.agent(agent)["state"] == "logged-out":
+                raise CCServerError("not logged in", slug="agent-logged-out", status=409)
+            target = f"direct-{agent}"
+        call.update(state="waiting", agent=None, queue=target)
+        self.actions.append((call_id, f"transfer:{target}", by))
+        return call
+
+    async def notices(self) -> list[dict[str, Any]]:
+        return [n.to_dict() for n in await self._board().list()]
+
+    async def add_notice(self, data: dict[str, Any], *, by: str) -> dict[str, Any]:
+        notice = await self._board().add(data)
+        self.actions.append((notice.id, "add-notice", by))
+        return notice.to_dict()
+
+    async def delete_notice(self, notice_id: str, *, by: str) -> None:
+        await self._board().delete(notice_id)
+        self.actions.append((notice_id, "delete-notice", by))
+
+    def _board(self) -> NoticeBoard:
+        if self.board is None:
+            raise CCServerError("no Redis", slug="notices-unavailable", status=503)
+        return self.board
+
     def _by_state(self) -> dict[str, int]:
         counts: dict[str, int] = {}
         for agent in self.agent_table.values():
@@ -160,8 +209,18 @@ class Api:
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Api]:
-    backend, audit = MemoryBackend(), AuditLog(tmp_path / "audit.jsonl")
+async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[Api]:
+    now = dt.datetime.now(dt.UTC)
+    seeded = Notice(  # as the board stores it: no audio needed to list or delete it
+        id="n0",
+        text="全市计划检修。",
+        scope="all",
+        starts_at=now,
+        ends_at=now + dt.timedelta(days=1),
+        created_at=now,
+    )
+    await redis.hset(KEY, seeded.id, seeded.model_dump_json())
+    backend, audit = MemoryBackend(NoticeBoard(redis, prompts)), AuditLog(tmp_path / "audit.jsonl")
     server = TestServer(make_app(backend, TOKENS, audit), host="127.0.0.1")
     async with TestClient(server) as client:
         yield Api(client, backend, audit)
@@ -190,12 +249,16 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/queues/{name}", "/queues/95598", None, "agent", None),
     ("GET", "/calls", "/calls", None, "supervisor", None),
     ("GET", "/calls/{id}", "/calls/c1", None, "supervisor", None),
+    ("POST", "/calls/{id}/transfer", "/calls/c2/transfer", {"queue": "95598"}, "agent", "1002"),
+    ("GET", "/notices", "/notices", None, "supervisor", None),
+    ("POST", "/notices", "/notices", OUTAGE, "supervisor", None),
+    ("DELETE", "/notices/{id}", "/notices/n0", None, "supervisor", None),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
 
 
-def _expected(least: str, owner: str | None, caller: str) -> tuple[int, str | None]:
+def _expected(least: str, owner: str | None, caller: str, ok: int) -> tuple[int, str | None]:
     if caller == "none":
         return 401, "auth-required"
     if caller == "bad":
@@ -203,7 +266,7 @@ def _expected(least: str, owner: str | None, caller: str) -> tuple[int, str | No
     role = caller.split(":")[0]
     if RANK[role] < RANK[least] or (owner and role == "agent" and caller != f"agent:{owner}"):
         return 403, "forbidden"
-    return 200, None
+    return ok, None
 
 
 def test_the_access_cases_cover_every_route_but_the_public_document() -> None:
@@ -227,7 +290,8 @@ async def test_each_role_is_let_in_or_refused_as_documented(
 ) -> None:
     token = {"none": None, "bad": "not-a-token"}.get(caller, TOKENS.get(caller))
     status, answer, headers = await api.call(method, PREFIX + path, token=token, body=body)
-    want_status, want_slug = _expected(least, owner, caller)
+    [route] = [r for r in ROUTES if (r.method, r.path) == (method, template)]
+    want_status, want_slug = _expected(least, owner, caller, route.status)
     assert status == want_status, answer
     if want_slug is not None:
         assert answer["error"] == want_slug and answer["message"]
@@ -336,13 +400,193 @@ async def test_queues_are_listed_and_read_one_by_one(api: Api) -> None:
 async def test_calls_are_listed_and_read_live_or_from_history_with_events(api: Api) -> None:
     boss = TOKENS["supervisor"]
     status, calls, _ = await api.call("GET", f"{PREFIX}/calls", token=boss)
-    assert status == 200 and [c["id"] for c in calls] == ["c1"]
+    assert status == 200 and [c["id"] for c in calls] == ["c1", "c2"]
     for call_id in ("c1", "c0"):
         status, call, _ = await api.call("GET", f"{PREFIX}/calls/{call_id}", token=boss)
         assert status == 200 and call["id"] == call_id and call["events"][0]["kind"] == "enter"
     status, error, _ = await api.call("GET", f"{PREFIX}/calls/nope", token=boss)
     assert (status, error["error"]) == (404, "call-unknown")
     _documented("GET", "/calls/{id}", 404, "call-unknown")
+
+
+async def test_an_agent_transfers_its_own_call_to_a_queue(api: Api) -> None:
+    path = f"{PREFIX}/calls/c2/transfer"
+    body = {"queue": "95598"}
+    status, call, _ = await api.call("POST", path, token=TOKENS["agent:1002"], body=body)
+    assert status == 200
+    assert (call["id"], call["state"], call["agent"], call["queue"]) == (
+        "c2",
+        "waiting",
+        None,
+        "95598",
+    )
+    assert api.backend.actions == [("c2", "transfer:95598", "agent:1002")]
+
+
+async def test_a_supervisor_transfers_a_call_to_a_logged_in_agent(api: Api) -> None:
+    boss, path = TOKENS["supervisor"], f"{PREFIX}/calls/c2/transfer"
+    status, error, _ = await api.call("POST", path, token=boss, body={"agent": "1001"})
+    assert (status, error["error"]) == (409, "agent-logged-out")
+    _documented("POST", "/calls/{id}/transfer", 409, "agent-logged-out")
+    api.backend.agent_table["1001"]["state"] = "ready"
+    status, call, _ = await api.call("POST", path, token=boss, body={"agent": "1001"})
+    assert status == 200 and call["queue"] == "direct-1001"
+    assert api.backend.actions == [("c2", "transfer:direct-1001", "supervisor")]
+
+
+@pytest.mark.parametrize(
+    ("token", "call_id", "body", "want_status", "slug"),
+    [
+        ("agent:1001", "c2", {"queue": "95598"}, 403, "forbidden"),  # 1002 is on c2
+        ("agent:1001", "c1", {"queue": "95598"}, 403, "forbidden"),  # nobody is on c1
+        ("admin", "nope", {"queue": "95598"}, 404, "call-unknown"),
+        ("admin", "c2", {"queue": "nope"}, 404, "queue-unknown"),
+        ("admin", "c2", {"agent": "9999"}, 404, "agent-unknown"),
+        ("admin", "c1", {"queue": "95598"}, 409, "invalid-state"),  # still waiting
+        ("admin", "c2", {"queue": "95598", "agent": "1001"}, 400, "input-invalid"),
+        ("admin", "c2", {}, 400, "input-invalid"),
+        ("admin", "c2", {"queue": None, "agent": None}, 400, "input-invalid"),
+        ("admin", "c2", {"queue": ""}, 400, "input-invalid"),
+        ("admin", "c2", {"queue": "95598", "priority": 5}, 400, "input-invalid"),
+    ],
+)
+async def test_a_transfer_is_refused_with_the_backends_or_the_bodys_slug(
+    api: Api, token: str, call_id: str, body: Any, want_status: int, slug: str
+) -> None:
+    path = f"{PREFIX}/calls/{call_id}/transfer"
+    status, error, _ = await api.call("POST", path, token=TOKENS[token], body=body)
+    assert (status, error["error"]) == (want_status, slug), error
+    assert error["message"]
+    _documented("POST", "/calls/{id}/transfer", want_status, slug)
+    assert api.backend.actions == []
+    assert api.backend.live["c2"]["state"] == "connected"
+
+
+async def test_a_transfer_names_both_targets_when_it_gets_neither_or_both(api: Api) -> None:
+    path = f"{PREFIX}/calls/c2/transfer"
+    for body in ({}, {"queue": "95598", "agent": "1001"}):
+        _, error, _ = await api.call("POST", path, token=TOKENS["admin"], body=body)
+        assert "exactly one of queue and agent" in error["message"]
+
+
+async def test_a_supervisor_posts_lists_and_withdraws_a_notice(api: Api, prompts: Prompts) -> None:
+    boss = TOKENS["supervisor"]
+    text, text_en = "城南片区线路故障，正在抢修，预计十四点恢复供电。", "A south district fault."
+    body = {
+        "text": f" {text} ",  # stripped by the board
+        "text_en": text_en,
+        "scope": ["0755", "139"],
+        "starts_at": "2020-07-01T09:00:00+08:00",
+        "ends_at": "2099-07-01T14:00:00+08:00",
+    }
+    status, notice, _ = await api.call("POST", f"{PREFIX}/notices", token=boss, body=body)
+    assert status == 201
+    assert (notice["text"], notice["text_en"]) == (text, text_en)
+    assert notice["scope"] == ["0755", "139"]
+    assert (notice["starts_at"], notice["ends_at"]) == (body["starts_at"], body["ends_at"])
+    assert dt.datetime.fromisoformat(notice["created_at"]).tzinfo is not None
+    assert prompts.path(text, "zh").exists()  # the audio was made before storing
+    assert prompts.path(text_en, "en").exists()
+
+    status, notices, _ = await api.call("GET", f"{PREFIX}/notices", token=boss)
+    assert status == 200 and [n["id"] for n in notices] == [notice["id"], "n0"]  # by start
+    assert notices[0] == notice
+
+    path = f"{PREFIX}/notices/{notice['id']}"
+    status, answer, _ = await api.call("DELETE", path, token=TOKENS["admin"])
+    assert (status, answer) == (200, {"deleted": notice["id"]})
+    _, notices, _ = await api.call("GET", f"{PREFIX}/notices", token=boss)
+    assert [n["id"] for n in notices] == ["n0"]
+    status, error, _ = await api.call("DELETE", path, token=boss)
+    assert (status, error["error"]) == (404, "notice-unknown")
+    _documented("DELETE", "/notices/{id}", 404, "notice-unknown")
+    assert api.backend.actions == [
+        (notice["id"], "add-notice", "supervisor"),
+        (notice["id"], "delete-notice", "admin"),
+    ]
+
+
+async def test_a_notice_takes_its_defaults_from_the_board(api: Api) -> None:
+    before = dt.datetime.now(dt.UTC)
+    status, notice, _ = await api.call(
+        "POST", f"{PREFIX}/notices", token=TOKENS["admin"], body=OUTAGE
+    )
+    assert status == 201 and notice["scope"] == "all" and notice["text_en"] is None
+    assert dt.datetime.fromisoformat(notice["starts_at"]) >= before  # now, on the board
+
+
+@pytest.mark.parametrize(
+    ("fields", "in_message"),
+    [
+        ({"text": ""}, "text: String should have at least 1 character"),
+        ({"text": "   "}, "a notice needs words to speak"),
+        ({"text": None}, "text: Input should be a valid string"),
+        ({"text_en": "x" * 501}, "text_en: String should have at most 500 characters"),
+        ({"ends_at": None}, "ends_at: Input should be a valid datetime"),
+        ({"ends_at": "2099-07-01T10:00:00"}, "ends_at: Input should have timezone info"),
+        ({"ends_at": "tomorrow"}, "ends_at: Input should be a valid datetime"),
+        ({"scope": ["13a"]}, "scope"),
+        ({"scope": "al"}, "scope"),
+        ({"scope": []}, 'scope: give "all" or at least one caller-number prefix'),
+        ({"colour": "red"}, "colour: Extra inputs are not permitted"),
+        (  # the board's own checks, beyond the schema
+            {"starts_at": "2020-07-01T09:00:00+08:00", "ends_at": "2020-07-01T10:00:00+08:00"},
+            "ends_at: already past",
+        ),
+        (
+            {"starts_at": "2099-07-01T10:00:00+08:00", "ends_at": "2099-07-01T09:00:00+08:00"},
+            "ends_at: must be after starts_at",
+        ),
+    ],
+)
+async def test_a_bad_notice_is_a_400_that_names_the_field_and_stores_nothing(
+    api: Api, redis: Redis, fields: dict[str, Any], in_message: str
+) -> None:
+    body = {**OUTAGE, **fields}
+    status, error, _ = await api.call("POST", f"{PREFIX}/notices", token=TOKENS["admin"], body=body)
+    assert (status, error["error"]) == (400, "input-invalid")
+    assert in_message in error["message"], error["message"]
+    _documented("POST", "/notices", 400, "input-invalid")
+    assert await redis.hkeys(KEY) == [b"n0"]
+
+
+async def test_a_notice_without_an_end_or_a_text_is_refused(api: Api) -> None:
+    path, admin = f"{PREFIX}/notices", TOKENS["admin"]
+    status, error, _ = await api.call("POST", path, token=admin, body={"text": "停电"})
+    assert (status, error["error"]) == (400, "input-invalid")
+    assert "ends_at: Field required" in error["message"]
+    status, error, _ = await api.call("POST", path, token=admin, body={"ends_at": TOMORROW})
+    assert (status, error["error"]) == (400, "input-invalid")
+    assert "text: Field required" in error["message"]
+    status, error, _ = await api.call("POST", path, token=admin, raw=b"[]")
+    assert (status, error["error"]) == (400, "body-invalid")
+    _documented("POST", "/notices", 400, "body-invalid")
+
+
+async def test_agents_may_not_touch_notices_and_nothing_changes(api: Api, redis: Redis) -> None:
+    me = TOKENS["agent:1001"]
+    for method, path, body in [
+        ("GET", "/notices", None),
+        ("POST", "/notices", OUTAGE),
+        ("DELETE", "/notices/n0", None),
+    ]:
+        status, error, _ = await api.call(method, PREFIX + path, token=me, body=body)
+        assert (status, error["error"]) == (403, "forbidden")
+        assert "supervisor" in error["message"]
+    assert await redis.hkeys(KEY) == [b"n0"] and api.backend.actions == []
+
+
+async def test_without_a_notice_board_notices_are_a_503(api: Api) -> None:
+    api.backend.board = None
+    admin = TOKENS["admin"]
+    for method, template, path, body in [
+        ("GET", "/notices", "/notices", None),
+        ("POST", "/notices", "/notices", OUTAGE),
+        ("DELETE", "/notices/{id}", "/notices/n0", None),
+    ]:
+        status, error, _ = await api.call(method, PREFIX + path, token=admin, body=body)
+        assert (status, error["error"]) == (503, "notices-unavailable")
+        _documented(method, template, 503, "notices-unavailable")
 
 
 # --- errors -------------------------------------------------------------------------------
@@ -428,6 +672,14 @@ async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_rout
         "extend-wrap-up",
     ]
     assert schema["additionalProperties"] is False
+    notice = doc["components"]["schemas"]["NoticeInput"]  # the board's own input model
+    assert set(notice["properties"]) == {"text", "text_en", "scope", "starts_at", "ends_at"}
+    assert notice["required"] == ["text", "ends_at"] and notice["additionalProperties"] is False
+    add = doc["paths"][f"{PREFIX}/notices"]["post"]
+    assert "201" in add["responses"] and "200" not in add["responses"]
+    transfer = doc["components"]["schemas"]["TransferRequest"]
+    assert set(transfer["properties"]) == {"queue", "agent"}
+    assert transfer["additionalProperties"] is False
     public = [
         p for p, ops in doc["paths"].items() for op in ops.values() if op.get("security") == []
     ]
@@ -465,6 +717,34 @@ async def test_every_write_is_audited_with_refusals_and_secrets_redacted(api: Ap
     text = api.audit.path.read_text()
     assert all(pin not in text for pin in PINS.values())
     assert stat.S_IMODE(api.audit.path.stat().st_mode) == 0o600
+
+
+async def test_notice_and_transfer_writes_are_audited_refusals_included(api: Api) -> None:
+    boss, admin, me = TOKENS["supervisor"], TOKENS["admin"], TOKENS["agent:1001"]
+    _, notice, _ = await api.call("POST", f"{PREFIX}/notices", token=boss, body=OUTAGE)
+    await api.call("POST", f"{PREFIX}/notices", token=me, body=OUTAGE)
+    await api.call("POST", f"{PREFIX}/notices", token=boss, body={"text": "停电"})
+    await api.call("DELETE", f"{PREFIX}/notices/{notice['id']}", token=admin)
+    await api.call("DELETE", f"{PREFIX}/notices/nope", token=admin)
+    await api.call("POST", f"{PREFIX}/calls/c2/transfer", token=me, body={"queue": "95598"})
+    await api.call(
+        "POST", f"{PREFIX}/calls/c2/transfer", token=TOKENS["agent:1002"], body={"queue": "95598"}
+    )
+    await api.call("GET", f"{PREFIX}/notices", token=boss)  # reads are not audited
+
+    lines = api.audit.tail(100)
+    assert [(e["token"], e["method"], e["path"], e["status"], e["error"]) for e in lines] == [
+        ("supervisor", "POST", f"{PREFIX}/notices", 201, None),
+        ("agent:1001", "POST", f"{PREFIX}/notices", 403, "forbidden"),
+        ("supervisor", "POST", f"{PREFIX}/notices", 400, "input-invalid"),
+        ("admin", "DELETE", f"{PREFIX}/notices/{notice['id']}", 200, None),
+        ("admin", "DELETE", f"{PREFIX}/notices/nope", 404, "notice-unknown"),
+        ("agent:1001", "POST", f"{PREFIX}/calls/c2/transfer", 403, "forbidden"),
+        ("agent:1002", "POST", f"{PREFIX}/calls/c2/transfer", 200, None),
+    ]
+    assert lines[0]["body"] == OUTAGE and lines[0]["role"] == "supervisor"
+    assert lines[3]["body"] is None
+    assert lines[-1]["body"] == {"queue": "95598"} and lines[-1]["role"] == "agent"
 
 
 def test_an_audit_log_that_cannot_be_written_is_refused_at_start(tmp_path: Path) -> None:
