@@ -117,3 +117,42 @@ def test_relaxation_gives_a_waiting_call_to_a_lower_level_agent_after_t(live: Li
 def _agent_events(live: LiveStack, agent_id: str) -> list[dict[str, str]]:
     entries = live.stack.redis_client().xrange("ccserver:events")
     return [f for _, f in entries if f.get("call") == f"agent:{agent_id}"]
+
+
+def test_a_blind_transfer_to_another_agent_keeps_the_original_arrival(live: LiveStack) -> None:
+    for agent_id in ("1002", "1003"):
+        assert wait_until(lambda a=agent_id: live.agent(a)["state"] == "ready", 10)
+    run = live.next_run()
+    phones = live.agents("answer", talk_ms=6000).start()
+    try:
+        caller = live.caller(run, calls=1).start()
+        assert wait_until(lambda: len(_talking(live)) == 1, 15)
+        (call,) = _talking(live)
+        other = "1002" if call["agent"] == "1003" else "1003"
+        status, moved = live.api(
+            "POST", f"/calls/{call['id']}/transfer", {"agent": other}, token=f"agent:{other}"
+        )
+        assert (status, moved["error"]) == (403, "forbidden")  # not the agent on the call
+        status, moved = live.api(
+            "POST",
+            f"/calls/{call['id']}/transfer",
+            {"agent": other},
+            token=f"agent:{call['agent']}",
+        )
+        assert status == 200, moved
+        stats = caller.wait(timeout=60)
+    finally:
+        phones.stop()
+    assert (stats.successful, stats.failed) == (1, 0)
+    (record,) = live.records(run, expected=1)
+    assert record["agent"] == other and record["outcome"] == "completed"
+    assert record["arrived_at"] == call["arrived_at"] and record["queue"] == f"direct-{other}"
+    assert [a["result"] for a in record["attempts"]] == ["answered", "answered"]
+    kinds = [e["kind"] for e in live.events(record["id"])]
+    assert kinds.count("connect") == 2 and "transfer" in kinds
+
+
+def _talking(live: LiveStack) -> list[dict[str, object]]:
+    status, calls = live.api("GET", "/calls", token="supervisor")
+    assert status == 200
+    return [c for c in calls if c["state"] == "connected"]
