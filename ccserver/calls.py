@@ -49,10 +49,13 @@ HOLDING_BRIDGE = "ccserver-holding"
 AGENT_LEG_PREFIX = "agent-"
 CUSTOMER_LEG_PREFIX = "cb-"
 CALL_BRIDGE_PREFIX = "call-"
+AGENT_LEG_VARIABLES = {"variables": {"PJSIP_TRANSFER_HANDLING()": "ari-only"}}
+"""A phone's REFER reaches us (`ChannelTransfer`) rather than Asterisk's own transfer."""
 HANGUP_CAUSES = {16: "normal", 17: "busy", 18: "no-response", 19: "no-answer", 21: "rejected"}
 WAITING_STATES = ("waiting", "ringing")
 CALLER_GONE = {
     "connected": ("completed", "caller"),
+    "consulting": ("completed", "caller"),
     "survey": ("completed", "agent"),
     "ivr": ("self-service", "caller"),
     "transferred": ("transferred", "ivr"),
@@ -67,7 +70,7 @@ class Call:
     caller: str
     dnis: str
     arrived_at: float
-    state: str = "arriving"  # arriving, waiting, ringing, connected, callback*, ended
+    state: str = "arriving"  # arriving, waiting, ringing, connected, consulting, ...
     queue: str | None = None
     priority: int = 0
     queued_at: float | None = None
@@ -88,6 +91,7 @@ class Call:
     ivr_route: dict[str, Any] | None = None  # what happened in it (FlowRecord)
     survey_score: int | None = None
     handled_by: str | None = None  # "ivr" when self-service served the caller
+    consult: dict[str, Any] | None = None  # an attended transfer: agent, leg, from_queue
 
     @property
     def wait_s(self) -> float | None:
@@ -135,6 +139,7 @@ class CallCenter:
             "StasisStart": self._stasis_start,
             "ChannelDestroyed": self._channel_destroyed,
             "StasisEnd": self._stasis_end,
+            "ChannelTransfer": self._channel_transfer,
         }.get(event.type)
         if handler is None:
             return
@@ -233,6 +238,11 @@ class CallCenter:
             self.legs.pop(leg, None)
             await self.hangup(leg)
             return
+        if call.consult is not None:
+            from ccserver.transfers import target_answered
+
+            await target_answered(self, call, leg)
+            return
         bridge = CALL_BRIDGE_PREFIX + call.id
         try:
             await self.media.stop(call.id)
@@ -258,7 +268,7 @@ class CallCenter:
         call.attempts[-1]["result"] = "answered"
         self.acd.router.answer(call.id, now)
         if call.queue is not None and self.acd.queue_config(call.queue).record:
-            await self._record(call, bridge)
+            await self.record(call, bridge)
         log(logger, "call.connected", call=call.id, agent=call.agent, wait_s=call.wait_s)
         self.wake(call)
         await self.store.save_call(call.record())
@@ -266,7 +276,8 @@ class CallCenter:
             call, "connect", agent=call.agent, wait_s=call.wait_s, **(call.decision or {})
         )
 
-    async def _record(self, call: Call, bridge: str) -> None:
+    async def record(self, call: Call, bridge: str) -> None:
+        """Record the call's bridge (the queue asks for it); the file goes in the record."""
         name = f"call-{call.id}"
         try:
             await self.ari.request(
@@ -287,6 +298,11 @@ class CallCenter:
             await self.caller_gone(self.calls[channel_id], cause)
         elif channel_id in self.legs:
             await self._leg_gone(channel_id, cause)
+
+    async def _channel_transfer(self, event: AriEvent) -> None:
+        from ccserver.transfers import on_refer
+
+        await on_refer(self, event)
 
     async def _stasis_end(self, event: AriEvent) -> None:
         # A caller's channel came from the dialplan: when it hangs up it leaves Stasis
@@ -314,9 +330,20 @@ class CallCenter:
 
             await customer_gone(self, call, cause)
             return
+        from ccserver import transfers
+
+        if call.consult is not None and leg == call.consult.get("leg"):
+            await transfers.source_gone(self, call)
+            return
         if call.agent_channel != leg:
             return
-        if call.state == "connected" and call.flow is not None and call.callback is None:
+        if call.state == "consulting":
+            await transfers.cancel_consult(self, call, "declined", call.agent)
+        elif call.state == "ringing" and call.consult is not None:
+            target = call.agent
+            await self.rona(call, HANGUP_CAUSES.get(cause, f"cause-{cause}"))
+            await transfers.cancel_consult(self, call, "no-answer", target)
+        elif call.state == "connected" and call.flow is not None and call.callback is None:
             await self._to_survey(call)
         elif call.state == "connected":
             await self.finish(call, "completed", hangup_by="agent")
@@ -423,6 +450,7 @@ class CallCenter:
                     "timeout": self.config.controller.ring_timeout_s,
                     "callerId": call.caller or call.dnis,
                 },
+                body=AGENT_LEG_VARIABLES,
             )
         except AriError as exc:
             log(
@@ -469,14 +497,18 @@ class CallCenter:
         now = time.time()
         call.state, call.outcome, call.hangup_by, call.ended_at = "ended", outcome, hangup_by, now
         if call.id in self.acd.router.calls():
-            if previous == "connected":
+            if previous in ("connected", "consulting"):
                 self.acd.router.complete(call.id, now)
             else:
                 self.acd.router.remove(call.id, now)
         if previous in ("ringing", "callback-ringing") and call.attempts:
             call.attempts[-1]["result"] = "caller-gone"
         await self.hangup(call.id)
-        for leg in (call.agent_channel, (call.callback or {}).get("customer_channel")):
+        for leg in (
+            call.agent_channel,
+            (call.callback or {}).get("customer_channel"),
+            (call.consult or {}).get("leg"),
+        ):
             if leg:
                 self.legs.pop(leg, None)
                 await self.hangup(leg)

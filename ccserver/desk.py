@@ -226,9 +226,11 @@ class DeskBackend:
         )
 
     async def transfer(
-        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
     ) -> dict[str, Any]:
-        return await transfers.transfer(self.center, call_id, queue=queue, agent=agent, by=by)
+        return await transfers.transfer(
+            self.center, call_id, queue=queue, agent=agent, by=by, attended=attended
+        )
 
     async def notices(self) -> list[dict[str, Any]]:
         return [n.to_dict() for n in await self._board().list()]

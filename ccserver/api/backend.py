@@ -55,12 +55,13 @@ class ApiBackend(Protocol):
         ...
 
     async def transfer(
-        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
     ) -> dict[str, Any]:
-        """Blind-transfer a connected call to `queue` or to `agent` (exactly one is given;
-        the API has checked that) and return the call; raises call-unknown (404),
-        queue-unknown (404), agent-unknown (404), agent-logged-out (409: the target agent
-        is not logged in), invalid-state (409: the call is not connected to an agent),
+        """Transfer (blind, or `attended`: consult first) a connected call to `queue` or
+        to `agent` (exactly one is given; the API has checked that) and return the call;
+        raises call-unknown (404), queue-unknown (404), agent-unknown (404),
+        agent-logged-out (409: the target agent is not logged in), invalid-state (409: the
+        call is not connected to an agent),
         forbidden (403: an agent token that is not on the call).
 
         The API lets every agent token through: the backend knows which agent is on the

@@ -40,6 +40,11 @@ class TransferRequest(BaseModel):
 
     queue: str | None = Field(default=None, min_length=1, max_length=64)
     agent: str | None = Field(default=None, min_length=1, max_length=64)
+    mode: Literal["blind", "attended"] = Field(
+        default="blind",
+        description="blind: the agent is done at once. attended: the caller is held while "
+        "the agent talks to the target; the agent hanging up completes the transfer.",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> TransferRequest:

@@ -138,7 +138,11 @@ async def _transfer(ctx: Ctx) -> Any:
     body = ctx.body
     assert isinstance(body, models.TransferRequest)
     return await ctx.services.backend.transfer(
-        ctx.params["id"], queue=body.queue, agent=body.agent, by=ctx.who.name
+        ctx.params["id"],
+        queue=body.queue,
+        agent=body.agent,
+        by=ctx.who.name,
+        attended=body.mode == "attended",
     )
 
 
@@ -292,10 +296,14 @@ ROUTES: tuple[Route, ...] = (
             (409, "invalid-state"),
             (409, "agent-logged-out"),
         ),
-        details="Give exactly one of `queue` and `agent`. The agent on the call is done with "
-        "it (wrap-up as usual); the caller waits in the target queue (an agent's own queue "
-        "for `agent`) with its original arrival time, so it is not sent to the back. An "
-        "agent token may transfer only a call it is on. Answers the call as it is now.",
+        details="Give exactly one of `queue` and `agent`. The caller waits in the target "
+        "queue (an agent's own queue for `agent`) with its original arrival time, so it is "
+        "not sent to the back. `blind` (default): the agent on the call is done with it "
+        "(wrap-up as usual). `attended`: the caller is held and the agent stays on the line; "
+        "when the target answers the two agents talk, and the agent hanging up completes "
+        "the transfer; the target hanging up or not answering sends the caller back to its "
+        "former queue. An agent token may transfer only a call it is on. Answers the call "
+        "as it is now.",
     ),
     Route(
         "GET",

@@ -195,17 +195,22 @@ def agents(
     media_port: int,
     talk_ms: int,
     answer: bool = True,
+    refer_to: str | None = None,
     name: str = "agents",
 ) -> Sipp:
-    """A SIPp UAS answering (after `talk_ms` the agent hangs up) or never answering."""
-    scenario = "agent_answer.xml" if answer else "agent_noanswer.xml"
+    """A SIPp UAS answering (after `talk_ms` the agent hangs up, or with `refer_to`
+    transfers the call there by REFER) or never answering."""
+    if refer_to is not None:
+        scenario, keys = "agent_refer.xml", ["-key", "refer_to", refer_to]
+    else:
+        scenario, keys = ("agent_answer.xml" if answer else "agent_noanswer.xml"), []
     return Sipp(
         scenario,
         work_dir=work_dir,
         name=name,
         local_port=port,
         media_port=media_port,
-        extra=["-d", str(talk_ms)],
+        extra=["-d", str(talk_ms), *keys],
     )
 
 

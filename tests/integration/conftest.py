@@ -89,13 +89,16 @@ class LiveStack:
             abandon_after_ms=abandon_after_ms,
         )
 
-    def agents(self, pool: str, talk_ms: int, answer: bool = True) -> sipp.Sipp:
+    def agents(
+        self, pool: str, talk_ms: int, answer: bool = True, refer_to: str | None = None
+    ) -> sipp.Sipp:
         return sipp.agents(
             self.work,
             port=self.agent_ports[pool],
             media_port=free_port(),
             talk_ms=talk_ms,
             answer=answer,
+            refer_to=refer_to,
             name=f"agents-{pool}-{talk_ms}",
         )
 

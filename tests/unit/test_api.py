@@ -137,7 +137,7 @@ class MemoryBackend:
         return {**found, "events": [{"at": 1.0, "kind": "enter", "queue": "95598"}]}
 
     async def transfer(
-        self, call_id: str, *, queue: str | None, agent: str | None, by: str
+        self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
     ) -> dict[str, Any]:
         assert (queue is None) != (agent is None), "the API lets only one target through"
         call = self.live.get(call_id)
@@ -155,7 +155,8 @@ class MemoryBackend:
                 raise CCServerError("not logged in", slug="agent-logged-out", status=409)
             target = f"direct-{agent}"
         call.update(state="waiting", agent=None, queue=target)
-        self.actions.append((call_id, f"transfer:{target}", by))
+        mode = ":attended" if attended else ""
+        self.actions.append((call_id, f"transfer:{target}{mode}", by))
         return call
 
     async def notices(self) -> list[dict[str, Any]]:
@@ -434,6 +435,18 @@ async def test_a_supervisor_transfers_a_call_to_a_logged_in_agent(api: Api) -> N
     assert api.backend.actions == [("c2", "transfer:direct-1001", "supervisor")]
 
 
+async def test_an_attended_transfer_is_asked_for_by_mode(api: Api) -> None:
+    path, agent = f"{PREFIX}/calls/c2/transfer", TOKENS["agent:1002"]
+    status, error, _ = await api.call(
+        "POST", path, token=agent, body={"queue": "95598", "mode": "warm"}
+    )
+    assert (status, error["error"]) == (400, "input-invalid") and "mode" in error["message"]
+    body = {"queue": "95598", "mode": "attended"}
+    status, _, _ = await api.call("POST", path, token=agent, body=body)
+    assert status == 200
+    assert api.backend.actions == [("c2", "transfer:95598:attended", "agent:1002")]
+
+
 @pytest.mark.parametrize(
     ("token", "call_id", "body", "want_status", "slug"),
     [
@@ -678,7 +691,7 @@ async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_rout
     add = doc["paths"][f"{PREFIX}/notices"]["post"]
     assert "201" in add["responses"] and "200" not in add["responses"]
     transfer = doc["components"]["schemas"]["TransferRequest"]
-    assert set(transfer["properties"]) == {"queue", "agent"}
+    assert set(transfer["properties"]) == {"queue", "agent", "mode"}
     assert transfer["additionalProperties"] is False
     public = [
         p for p, ops in doc["paths"].items() for op in ops.values() if op.get("security") == []
