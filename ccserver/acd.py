@@ -25,7 +25,9 @@ from typing import Any
 from acd_core import Assignment, RelaxStep, Router, RouterAPI, RouterError
 from ccserver.config import Config, QueueConfig
 from ccserver.errors import CCServerError
+from ccserver.licensing import EVALUATION, LicenseError
 from ccserver.logs import log
+from ccserver.seats import SeatLedger
 
 logger = logging.getLogger("ccserver.acd")
 
@@ -93,8 +95,14 @@ class PinGuard:
 
 
 class Acd:
-    def __init__(self, config: Config, router_cls: type[RouterAPI] = Router) -> None:
+    def __init__(
+        self,
+        config: Config,
+        ledger: SeatLedger | None = None,
+        router_cls: type[RouterAPI] = Router,
+    ) -> None:
         self.config = config
+        self.ledger = ledger or SeatLedger(EVALUATION)  # licensed seats: a login takes one
         self.router: RouterAPI = router_cls(rona_memory_s=config.acd.rona_memory_s)
         self.seats = {a.id: Seat(a.id, a.name, dict(a.skills)) for a in config.agents}
         self.phone_devices: dict[str, str] = {}  # phone id -> "ok"/"busy"/"unavailable"
@@ -116,9 +124,16 @@ class Acd:
     def start_fresh(self, now: float) -> None:
         """A first start: queues defined, `auto_login` agents at their phones, ready."""
         self.define_queues()
+        self.ledger.sync([])
         for agent in self.config.agents:
             if agent.auto_login and agent.phone is not None:
-                self.login(agent.id, agent.phone, now)
+                self._auto_login(agent.id, agent.phone, now)
+
+    def _auto_login(self, agent_id: str, phone: str, now: float) -> None:
+        try:
+            self.login(agent_id, phone, now)
+        except LicenseError as exc:
+            log(logger, "agent.login_refused", logging.WARNING, agent=agent_id, error=str(exc))
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -131,6 +146,8 @@ class Acd:
         """Rebuild from a snapshot; then apply the current configuration (queues redefined,
         agents no longer configured logged out). Returns calls those logouts gave back."""
         self.router.restore(data["router"])
+        logged_in = [a for a in self.router.agents() if self.router.agent(a).state != "logged-out"]
+        self.ledger.sync(logged_in)
         self.direct = {a for a in data.get("direct", []) if a in self.seats}
         for agent_id, saved in data.get("seats", {}).items():
             seat = self.seats.get(agent_id)
@@ -142,12 +159,13 @@ class Acd:
         known = set(self.router.agents())
         for agent in self.config.agents:  # added to the configuration since the snapshot
             if agent.id not in known and agent.auto_login and agent.phone is not None:
-                self.login(agent.id, agent.phone, now)
+                self._auto_login(agent.id, agent.phone, now)
         for agent_id in self.router.agents():
             view = self.router.agent(agent_id)
             if view.state == "logged-out":
                 continue
             if agent_id not in self.seats:
+                self.ledger.release_seat(agent_id)
                 call = self.router.logout(agent_id, now)
                 if call is not None:
                     returned.append(call)
@@ -183,7 +201,21 @@ class Acd:
         other = self.agent_at(phone)
         if other is not None:
             raise AcdError(f"agent {other} is logged in at phone {phone}", slug="phone-in-use")
-        self._router(self.router.login, agent_id, self._skills(agent_id), now, ready=ready)
+        grant = self.ledger.acquire_seat(agent_id)  # LicenseError 409 when none is free
+        try:
+            self._router(self.router.login, agent_id, self._skills(agent_id), now, ready=ready)
+        except CCServerError:
+            self.ledger.release_seat(agent_id)
+            raise
+        if grant.grace:
+            log(
+                logger,
+                "license.grace_seat",
+                logging.WARNING,
+                agent=agent_id,
+                in_use=self.ledger.seats_in_use,
+                seats=self.ledger.license.seats,
+            )
         seat.phone = phone
         seat.device = self.phone_devices.get(phone, "ok")
         log(logger, "agent.login", agent=agent_id, phone=phone, ready=ready)
@@ -197,6 +229,7 @@ class Acd:
                 f"agent {agent_id} is {state}: finish the call first", slug="agent-on-call"
             )
         self.router.logout(agent_id, now)
+        self.ledger.release_seat(agent_id)
         self.seats[agent_id].phone = None
         log(logger, "agent.logout", agent=agent_id)
 

@@ -128,7 +128,6 @@ class CallCenter:
         self.flows: dict[str, Flow] = {}  # dialled number -> IVR flow
         self.notices: NoticeBoard | None = None
         self.http: aiohttp.ClientSession | None = None  # the flows' lookups
-        self.ivr_sessions = 0  # callers talking to a flow now (a licensed quantity)
         self.recordings = config.run_dir / "asterisk" / "spool" / "recording"
         self.pin_guard = PinGuard(config.acd.pin_attempts)
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ccserver import config as config_mod
+from ccserver import license_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
 from ccserver.workforce import cli as workforce_cli
@@ -113,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--talk", type=float, default=3.0, help="agent talk time, s (default 3)")
     demo.set_defaults(func=cmd_demo)
     workforce_cli.register(sub)
+    license_cli.register(sub)
     billing_demo.register(sub)
     return parser
 

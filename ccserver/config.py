@@ -276,6 +276,22 @@ class AcdConfig(_Section):
         return next(q for q in self.queues if q.name == name)
 
 
+class LicenseConfig(_Section):
+    """Where the seat license lives and whom it must be for (see docs/licensing.md)."""
+
+    path: Path | None = None
+    """The license in force; None: `license.json` in the run dir (relative paths too)."""
+    trusted_keys: list[Path] = Field(default_factory=list)
+    """Public keys trusted besides the shipped vendor keys: throw-away keys for tests and
+    development, never needed in production."""
+    customer_id: str | None = None
+    """When set, a license issued to another customer is refused (a copied file)."""
+    expiry_warning_days: int = Field(default=14, ge=0, le=365)
+
+    def resolved_path(self, run_dir: Path) -> Path:
+        return run_dir / (self.path.expanduser() if self.path else Path("license.json"))
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -285,6 +301,7 @@ class Config(_Section):
     phones: PhonesConfig = PhonesConfig()
     acd: AcdConfig = AcdConfig()
     ivr: IvrConfig = IvrConfig()
+    license: LicenseConfig = LicenseConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

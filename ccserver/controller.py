@@ -1,5 +1,6 @@
 """`ccserver serve`: the controller process — ARI, AMI, Redis and the call lifecycle wired
-together, plus an HTTP server (`/healthz`) bound to the configured address.
+together, plus an HTTP server (the REST API, `/healthz`, `/metrics`) bound to the configured
+address.
 
 AMI tells us what agents' phones are doing (DeviceStateChange): a phone that is
 unregistered or busy with a call that is not ours is not offered calls (see `acd.py`).
@@ -19,7 +20,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from ccserver import recovery
+from ccserver import licensing, metrics, recovery, seats
 from ccserver import secrets as secrets_mod
 from ccserver.api.app import make_app
 from ccserver.api.audit import AuditLog
@@ -71,7 +72,27 @@ class Controller:
         queues = {q.name for q in config.acd.queues}
         self.calls.flows = load_flows(config.ivr.resolved_flows_dir(), queues)
         self.calls.notices = NoticeBoard(self.store.redis, self.prompts)
+        self.calls.acd.ledger = seats.SeatLedger(
+            _license_in_force(config), expiry_warning_days=config.license.expiry_warning_days
+        )
         self._device_tasks: set[asyncio.Task[None]] = set()
+
+    def reload_license(self) -> None:
+        """SIGHUP: the installed license file, again; a bad one is logged and ignored."""
+        try:
+            lic = seats.reload(self.calls.acd.ledger, self.config)
+        except licensing.LicenseError as exc:
+            log(logger, "license.reload_failed", logging.ERROR, slug=exc.slug, error=exc.message)
+            return
+        log(logger, "license.reloaded", license=lic.id, seats=lic.seats, by="signal:SIGHUP")
+
+    async def _watch_expiry(self) -> None:
+        """Warn (log) every hour once the license is within its expiry warning window."""
+        while True:
+            warning = self.calls.acd.ledger.expiry_warning()
+            if warning is not None:
+                log(logger, "license.expiry_warning", logging.WARNING, message=warning)
+            await asyncio.sleep(3600)
 
     async def _on_ari_event(self, event: AriEvent) -> None:
         await self.calls.on_event(event)
@@ -111,6 +132,7 @@ class Controller:
         audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
         app = make_app(DeskBackend(self.calls), self.api_tokens, audit)
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", metrics.handler(self.calls))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.stack.bind, self.config.controller.http_port)
@@ -121,6 +143,7 @@ class Controller:
         await self.ami.start()
         await self.ari.start()
         self.calls.start_ticker()
+        self.calls.spawn(self._watch_expiry(), "license-expiry")
         log(
             logger,
             "controller.started",
@@ -141,6 +164,18 @@ class Controller:
             await self.store.close()
 
 
+def _license_in_force(config: Config) -> licensing.License:
+    """The installed license; when its file is unusable the controller still starts (on the
+    evaluation limits, loudly logged), since refusing to start would refuse every caller."""
+    try:
+        lic = licensing.load_configured(config, now=time.time())
+    except licensing.LicenseError as exc:
+        log(logger, "license.unusable", logging.ERROR, slug=exc.slug, error=exc.message)
+        return licensing.EVALUATION
+    log(logger, "license.in_force", license=lic.id, seats=lic.seats, ivr=lic.ivr_channels)
+    return lic
+
+
 def _ami_fields(event: AmiEvent) -> dict[str, str]:
     keep = ("AOR", "EndpointName", "ContactStatus", "Device", "State", "Status")
     return {k.lower(): v for k, v in event.fields.items() if k in keep}
@@ -152,7 +187,9 @@ def serve(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await Controller(config).run(stop)
+        controller = Controller(config)
+        loop.add_signal_handler(signal.SIGHUP, controller.reload_license)
+        await controller.run(stop)
 
     asyncio.run(main())
     return 0

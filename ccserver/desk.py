@@ -22,9 +22,10 @@ import logging
 import time
 from typing import Any
 
-from ccserver import transfers
+from ccserver import seats, transfers
 from ccserver.acd import REASONS, AcdError
 from ccserver.calls import CallCenter
+from ccserver.errors import CCServerError
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.media import ChannelGone
@@ -124,7 +125,7 @@ async def feature_call(center: CallCenter, channel: str, exten: str, phone: str)
             else:
                 key = await _other(center, code, rest, phone, ask)
             await center.say(channel, phrase(key, language))
-        except AcdError as exc:
+        except CCServerError as exc:  # the ACD's refusals and the license's
             await center.say(channel, phrase("refused", language, why=_why(exc, language)))
     except ChannelGone:
         return
@@ -174,7 +175,7 @@ async def _other(center: CallCenter, code: str, rest: str, phone: str, ask: Any)
     return "unknown_code"
 
 
-def _why(exc: AcdError, language: str) -> str:
+def _why(exc: CCServerError, language: str) -> str:
     """The refusal, short enough to be spoken."""
     if language == "zh":
         return {
@@ -187,6 +188,9 @@ def _why(exc: AcdError, language: str) -> str:
             "pin-invalid": "工号或密码错误",
             "reason-unknown": "原因无效",
             "license-seats-exhausted": "坐席许可已满",
+            "license-grace-exhausted": "坐席许可已满",
+            "license-expired": "坐席许可已过期",
+            "license-not-yet-valid": "坐席许可尚未生效",
         }.get(exc.slug, exc.slug)
     return exc.slug.replace("-", " ")
 
@@ -231,6 +235,15 @@ class DeskBackend:
         return await transfers.transfer(
             self.center, call_id, queue=queue, agent=agent, by=by, attended=attended
         )
+
+    def license(self) -> dict[str, Any]:
+        return self.center.acd.ledger.usage()
+
+    def reload_license(self, *, by: str) -> dict[str, Any]:
+        ledger = self.center.acd.ledger
+        lic = seats.reload(ledger, self.center.config)
+        log(logger, "license.reloaded", license=lic.id, seats=lic.seats, by=by)
+        return ledger.usage()
 
     async def notices(self) -> list[dict[str, Any]]:
         return [n.to_dict() for n in await self._board().list()]

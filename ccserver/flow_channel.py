@@ -9,9 +9,9 @@ transfer back into the dialplan, and a recording of the caller's voice (survey c
 session ends the call — or, when the flow took a callback, keeps the call alive in its
 queue first, so a callback never passes through "abandoned".
 
-IVR channels are a licensed quantity: `in_ivr` counts this call against
-`ivr.max_sessions` while the flow itself is talking to the caller, not while the caller
-waits in a queue or talks to an agent.
+IVR channels are a licensed quantity: `in_ivr` counts this call in the seat ledger (against
+the license's IVR channels and `ivr.max_sessions`) while the flow itself is talking to the
+caller, not while the caller waits in a queue or talks to an agent.
 """
 
 from __future__ import annotations
@@ -44,12 +44,12 @@ class LiveChannel:
     def enter_ivr(self) -> None:
         if not self.in_ivr:
             self.in_ivr = True
-            self.center.ivr_sessions += 1
+            self.center.acd.ledger.enter_ivr()
 
     def leave_ivr(self) -> None:
         if self.in_ivr:
             self.in_ivr = False
-            self.center.ivr_sessions -= 1
+            self.center.acd.ledger.release_ivr()
 
     async def play(self, media: list[str], *, interruptible: bool) -> str:
         try:

@@ -79,7 +79,7 @@ async def _load(center: CallCenter) -> None:
         center.acd.restore(saved["acd"], now)
     except (RouterError, KeyError, TypeError, ValueError) as exc:
         log(logger, "acd.restore_failed", logging.ERROR, error=repr(exc)[:300])
-        center.acd = type(center.acd)(center.config)
+        center.acd = type(center.acd)(center.config, center.acd.ledger)
         center.acd.start_fresh(now)
         return
     for call_id in [*center.acd.router.calls(), *saved.get("parked", [])]:

@@ -37,12 +37,14 @@ async def session(center: CallCenter, call: Call) -> None:
         await center.ari.request("POST", f"/channels/{call.id}/answer")
         queue = center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
         if call.dnis in center.flows:
-            if center.ivr_sessions < center.config.ivr.max_sessions:
-                await flow_channel.run(center, call)
+            ledger = center.acd.ledger
+            if ledger.ivr_in_use < center.config.ivr.max_sessions and ledger.ivr_room():
+                await flow_channel.run(center, call)  # counts itself in before any await
                 return
             # Beyond the IVR channels we may run: a word, then straight to a person.
-            log(logger, "ivr.full", logging.WARNING, call=call.id, sessions=center.ivr_sessions)
-            await center.event(call, "ivr_full", sessions=center.ivr_sessions)
+            sessions = ledger.ivr_in_use
+            log(logger, "ivr.full", logging.WARNING, call=call.id, sessions=sessions)
+            await center.event(call, "ivr_full", sessions=sessions)
             await center.say(call.id, phrase("ivr_full", center.config.acd.language))
             queue = center.config.acd.default_queue
         else:

@@ -68,6 +68,16 @@ class ApiBackend(Protocol):
         call, so it refuses `by="agent:<id>"` unless `<id>` is that agent."""
         ...
 
+    def license(self) -> dict[str, Any]:
+        """The license in force and its use now (`SeatLedger.usage()`)."""
+        ...
+
+    def reload_license(self, *, by: str) -> dict[str, Any]:
+        """Read the installed license file again and put it in force (as `license`); on any
+        problem with it raises LicenseError (license-* slugs, 400) and keeps the one in force.
+        Agents logged in keep their seats whatever the new license says."""
+        ...
+
     async def notices(self) -> list[dict[str, Any]]:
         """The outage notices not yet ended (active or scheduled), by start time, each as
         `Notice.to_dict()`: id, text, text_en, scope, starts_at, ends_at, created_at;

@@ -111,6 +111,25 @@ class Notice(_Open):
     created_at: AwareDatetime
 
 
+class LicenseUsage(_Open):
+    """The license in force and what is used of it now."""
+
+    license_id: str
+    customer_id: str
+    evaluation: bool = Field(description="no license installed: the built-in evaluation limits")
+    seats: int = Field(description="concurrent agent logins licensed")
+    seats_in_use: int
+    grace_seats: int = Field(description="logins allowed beyond `seats` for a short while")
+    grace_in_use: int
+    grace_until: float | None = Field(description="epoch seconds when the grace window ends")
+    ivr_channels: int
+    ivr_in_use: int
+    expires_at: float | None = Field(description="epoch seconds; null: never")
+    days_to_expiry: float | None
+    refusals: dict[str, int] = Field(description="refused logins / IVR channels by slug")
+    grace_overshoots: int
+
+
 class Deleted(BaseModel):
     deleted: str = Field(description="the id of what was deleted")
 

@@ -146,6 +146,14 @@ async def _transfer(ctx: Ctx) -> Any:
     )
 
 
+async def _license(ctx: Ctx) -> Any:
+    return ctx.services.backend.license()
+
+
+async def _reload_license(ctx: Ctx) -> Any:
+    return ctx.services.backend.reload_license(by=ctx.who.name)
+
+
 async def _notices(ctx: Ctx) -> Any:
     return await ctx.services.backend.notices()
 
@@ -304,6 +312,38 @@ ROUTES: tuple[Route, ...] = (
         "the transfer; the target hanging up or not answering sends the caller back to its "
         "former queue. An agent token may transfer only a call it is on. Answers the call "
         "as it is now.",
+    ),
+    Route(
+        "GET",
+        "/license",
+        _license,
+        "getLicense",
+        "The license in force: seats and IVR channels, what is in use, grace and expiry.",
+        Role.SUPERVISOR,
+        models.LicenseUsage,
+    ),
+    Route(
+        "POST",
+        "/license/reload",
+        _reload_license,
+        "reloadLicense",
+        "Put the installed license file in force now, without a restart.",
+        Role.ADMIN,
+        models.LicenseUsage,
+        errors=(
+            (400, "license-malformed"),
+            (400, "license-truncated"),
+            (400, "license-unknown-key"),
+            (400, "license-signature-invalid"),
+            (400, "license-wrong-customer"),
+            (400, "license-not-yet-valid"),
+            (400, "license-unreadable"),
+            (400, "license-key-invalid"),
+        ),
+        details="`ccserver license install FILE` checks the file, puts it in place and calls "
+        "this. A file that does not pass leaves the license in force as it was. Agents "
+        "logged in keep their seats even when the new license has fewer; calls are never "
+        "cut. Answers as `GET /api/v1/license`.",
     ),
     Route(
         "GET",

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from ccserver import config as config_mod
+from ccserver import licensing
 from ccserver import secrets as secrets_mod
 from ccserver.loadtest import sipp
 from ccserver.stack import Stack
@@ -185,6 +186,14 @@ class LiveStack:
         stats = sipp_run.start().wait(timeout=timeout)
         assert (stats.successful, stats.failed) == (1, 0), sipp_run.errors()
 
+    def metrics(self) -> dict[str, float]:
+        """The controller's /metrics, as {sample with its labels: value}."""
+        url = f"http://127.0.0.1:{self.config.controller.http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in "#")
+        return {name: float(value) for name, value in samples}
+
     def caller_keys(self, run: str, keys: list[str | int]) -> sipp.Sipp:
         """One caller (c<run>-1) to the first hotline number who presses `keys`."""
         return sipp.caller_keys(
@@ -205,6 +214,32 @@ class LiveStack:
 
 ONE_QUEUE = {"queues": [{"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0}]}
 """The simplest center: one queue, no wrap-up (so an agent takes calls back to back)."""
+
+
+def install_license(
+    config: config_mod.Config, keys: Path, *, seats: int, ivr_channels: int, **extra: Any
+) -> bytes:
+    """Sign a license with the throw-away key pair in `keys/` (made on first use; the stack's
+    config trusts its public half) and put it where the controller reads it. Returns the
+    file, for tests that install it themselves."""
+    private, public = keys / "vendor.key", keys / "vendor.pub"
+    if not private.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        licensing.generate_keypair(private, public)
+    lic = licensing.new_license(
+        customer_id="test",
+        customer_name="integration tests",
+        seats=seats,
+        ivr_channels=ivr_channels,
+        days=30,
+        now=time.time(),
+        **extra,
+    )
+    data = licensing.sign(lic, licensing.load_private_key(private))
+    target = config.license.resolved_path(config.run_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return data
 
 
 def start_stack(
@@ -244,8 +279,11 @@ def start_stack(
         "acd": acd if acd is not None else ONE_QUEUE,
         "hotline": {"numbers": hotline or ["95598"]},
         "ivr": ivr if ivr is not None else {"flows_dir": str(no_flows)},
+        "license": {"trusted_keys": [str(tmp / "keys" / "vendor.pub")]},
     }
     config = config_mod.Config.model_validate(data)
+    # Room for every test's agents and callers; the licensing tests install their own.
+    install_license(config, tmp / "keys", seats=500, ivr_channels=200)
     stack = Stack(config)
     if not stack.asterisk_bin.exists():
         pytest.fail(f"no Asterisk at {stack.asterisk_bin}: run `make setup` first")

@@ -30,7 +30,9 @@ from ccserver.api.auth import RateLimiter, TokenTable
 from ccserver.api.routes import PREFIX, ROUTES
 from ccserver.errors import CCServerError
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
+from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
+from ccserver.seats import SeatLedger
 
 TOKENS = {
     "admin": "admin-token-aaaaaaaaaaaaaaaaaaaaaaaa",
@@ -72,6 +74,7 @@ class MemoryBackend:
         self.past = {"c0": {"id": "c0", "caller": "13800000000", "state": "ended"}}
         self.actions: list[tuple[str, str, str]] = []
         self.explode = False
+        self.ledger = SeatLedger(EVALUATION)
 
     def agents(self) -> list[dict[str, Any]]:
         return list(self.agent_table.values())
@@ -158,6 +161,13 @@ class MemoryBackend:
         mode = ":attended" if attended else ""
         self.actions.append((call_id, f"transfer:{target}{mode}", by))
         return call
+
+    def license(self) -> dict[str, Any]:
+        return self.ledger.usage()
+
+    def reload_license(self, *, by: str) -> dict[str, Any]:
+        self.actions.append(("license", "reload", by))
+        return self.ledger.usage()
 
     async def notices(self) -> list[dict[str, Any]]:
         return [n.to_dict() for n in await self._board().list()]
@@ -254,6 +264,8 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/notices", "/notices", None, "supervisor", None),
     ("POST", "/notices", "/notices", OUTAGE, "supervisor", None),
     ("DELETE", "/notices/{id}", "/notices/n0", None, "supervisor", None),
+    ("GET", "/license", "/license", None, "supervisor", None),
+    ("POST", "/license/reload", "/license/reload", None, "admin", None),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -823,3 +835,20 @@ def test_the_rate_limit_window_slides_and_forgets_quiet_keys() -> None:
     with pytest.raises(CCServerError) as raised:
         limiter.check("e", "attempts")
     assert raised.value.status == 429 and raised.value.slug == "rate-limited"
+
+
+async def test_the_license_in_force_is_read_by_supervisors_and_reloaded_by_admins(
+    api: Api,
+) -> None:
+    status, usage, _ = await api.call("GET", f"{PREFIX}/license", token=TOKENS["supervisor"])
+    assert status == 200
+    assert (usage["evaluation"], usage["seats"], usage["ivr_channels"]) == (True, 5, 2)
+    status, _, _ = await api.call(
+        "POST", f"{PREFIX}/license/reload", token=TOKENS["supervisor"], body={}
+    )
+    assert status == 403
+    status, usage, _ = await api.call(
+        "POST", f"{PREFIX}/license/reload", token=TOKENS["admin"], body={}
+    )
+    assert status == 200 and usage["seats_in_use"] == 0
+    assert api.backend.actions == [("license", "reload", "admin")]
