@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,60 @@ def test_the_survey_after_the_agent_hangs_up_stores_the_score(live: LiveStack) -
     assert record["survey_score"] == 5
     status, call = live.api("GET", f"/calls/{record['id']}", token="supervisor")
     assert status == 200 and call["survey_score"] == 5
+
+
+def test_every_menu_branch_reaches_its_queue(live: LiveStack) -> None:
+    # Five callers at once, each down another branch; one agent answers them in turn.
+    keys: dict[str, list[str | int]] = {
+        "business": [1500, "3"],
+        "complaints": [1500, "4"],
+        "repeat": [1500, "9", 2500, "3"],
+        "invalid": [1500, "7", 3000, "7", 3000, "7"],
+        "unknown-account": [1500, "1", 1500, "9999999999#", 6000, "9999999999#"],
+    }
+    runs = {branch: live.next_run() for branch in keys}
+    agent = live.agents("answer", talk_ms=500).start()
+    try:
+        callers = {b: live.caller_keys(runs[b], k).start() for b, k in keys.items()}
+        stats = {b: c.wait(timeout=150) for b, c in callers.items()}
+    finally:
+        agent.stop()
+    assert {b: (s.successful, s.failed) for b, s in stats.items()} == dict.fromkeys(keys, (1, 0))
+    record = {b: live.records(runs[b], expected=1, timeout=30)[0] for b in keys}
+    queues = {b: r["queue"] for b, r in record.items()}
+    assert queues == {
+        "business": "business",
+        "complaints": "complaints",
+        "repeat": "business",
+        "invalid": "general",
+        "unknown-account": "billing",
+    }
+    assert all(r["outcome"] == "completed" and r["agent"] == "1001" for r in record.values())
+    route = {b: r["ivr_route"]["route"] for b, r in record.items()}
+    assert route["repeat"].count("main_menu") == 2
+    assert route["invalid"][:4] == ["welcome", "outage_check", "main_menu", "general_queue"]
+    assert route["unknown-account"].count("account_unknown") == 2
+    lookups = record["unknown-account"]["ivr_route"]["lookups"]
+    assert [lookup["result"] for lookup in lookups] == ["miss", "miss"]
+    assert not any("outage_notice" in r for r in route.values())
+
+
+def test_an_outage_notice_posted_over_rest_is_heard_by_the_next_caller(live: LiveStack) -> None:
+    ends = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    text = "您所在区域正在抢修线路，预计两小时内恢复供电。"
+    status, notice = live.api(
+        "POST", "/notices", {"text": text, "scope": "all", "ends_at": ends}, token="supervisor"
+    )
+    assert status == 201, notice
+    try:
+        # After the welcome and the notice, 0 in the outage menu: an agent.
+        record = _call(live, [9000, "0"])
+    finally:
+        status, _ = live.api("DELETE", f"/notices/{notice['id']}", token="supervisor")
+    assert status == 200
+    route = record["ivr_route"]["route"]
+    assert route[:4] == ["welcome", "outage_check", "outage_notice", "outage_menu"]
+    assert record["queue"] == "general" and record["outcome"] == "completed"
+    status, left = live.api("GET", "/notices", token="supervisor")
+    assert (status, left) == (200, [])
+    assert live.metrics()["ccserver_notices_active"] == 0
