@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from ccserver import config as config_mod
-from ccserver import license_cli
+from ccserver import license_cli, report_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
 from ccserver.workforce import cli as workforce_cli
@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     workforce_cli.register(sub)
     license_cli.register(sub)
+    report_cli.register(sub)
     billing_demo.register(sub)
     return parser
 

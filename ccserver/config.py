@@ -18,12 +18,12 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ccserver.errors import ConfigError
-from ccserver.ivr.config import IvrConfig
+from ccserver.ivr.config import IvrConfig, minutes
 
 ENV_PREFIX = "CCSERVER_"
 DEFAULT_FILE = "ccserver.toml"
@@ -74,6 +74,15 @@ class AsteriskConfig(_Section):
 
 class RedisConfig(_Section):
     port: Port = _port(6390)
+
+
+class PrometheusConfig(_Section):
+    """The stack's own Prometheus: scrapes the controller and Asterisk, evaluates the rules
+    in deploy/prometheus/rules (alerts included)."""
+
+    enabled: bool = True
+    port: Port = _port(9095)
+    retention: str = Field(default="15d", pattern=r"^[0-9]+[smhdwy]$")
 
 
 class ControllerConfig(_Section):
@@ -292,16 +301,97 @@ class LicenseConfig(_Section):
         return run_dir / (self.path.expanduser() if self.path else Path("license.json"))
 
 
+def _bands_95598() -> dict[str, list[str]]:
+    """The time bands of the 95598 quality-control project (seed 000), where it found
+    callers lost: peak, flat and valley."""
+    return {
+        "peak": ["09:00-12:00", "15:00-19:00"],
+        "flat": ["08:00-09:00", "12:00-15:00", "19:00-22:00"],
+        "valley": ["22:00-08:00"],
+    }
+
+
+class ReportsConfig(_Section):
+    """KPI reports (`ccserver report`, docs/reports.md). Clock times are in `ivr.timezone`:
+    the center keeps one local clock, for its business hours and for its reports alike."""
+
+    service_level_s: float = Field(default=20.0, gt=0, le=3600)
+    """A call answered after at most this wait counts toward the service level."""
+    service_level_target: float = Field(default=0.8, gt=0, le=1)
+    service_level_definition: Literal["answered", "offered", "offered-minus-short"] = (
+        "offered-minus-short"
+    )
+    """Answered within the time, divided by: the answered calls, the calls offered to the
+    queues, or those minus the short abandons."""
+    short_abandon_s: float = Field(default=10.0, ge=0, le=3600)
+    """Abandons after a shorter wait are counted apart (misdials, callers who hang up at
+    the first note of music); the Prometheus metrics use the same threshold."""
+    fcr_window_h: float = Field(default=24.0, gt=0, le=720)
+    """An answered call is resolved at first contact when its number does not call again
+    within this many hours."""
+    bands: dict[str, list[str]] = Field(default_factory=_bands_95598)
+    """Band name → local ranges "HH:MM-HH:MM" (one may cross midnight) covering the day
+    exactly once. Files are merged over the defaults, so a band you drop must be given as
+    `[]`."""
+
+    @field_validator("bands")
+    @classmethod
+    def _cover_the_day(cls, bands: dict[str, list[str]]) -> dict[str, list[str]]:
+        kept = {name: ranges for name, ranges in bands.items() if ranges}
+        cls.band_of_minute(kept)  # raises ValueError naming the gap or the overlap
+        return kept
+
+    def minute_bands(self) -> tuple[str, ...]:
+        """The band of each minute of the day (1440 names)."""
+        return self.band_of_minute(self.bands)
+
+    @staticmethod
+    def band_of_minute(bands: Mapping[str, list[str]]) -> tuple[str, ...]:
+        owner: list[str | None] = [None] * 1440
+        for name, ranges in bands.items():
+            if not re.match(_SKILL_NAME, name):
+                raise ValueError(f"band name {name!r} must be lower-case letters, digits, _-")
+            for text in ranges:
+                found = re.match(
+                    r"^((?:[01]\d|2[0-3]):[0-5]\d)-((?:[01]\d|2[0-3]):[0-5]\d|24:00)$", text
+                )
+                if found is None:
+                    raise ValueError(f"band {name!r}: {text!r} is not a range HH:MM-HH:MM")
+                start, end = minutes(found[1]), minutes(found[2])
+                if start == end:
+                    raise ValueError(
+                        f"band {name!r}: {text!r} is empty or ambiguous; a whole day is 00:00-24:00"
+                    )
+                span = range(start, end) if start < end else [*range(start, 1440), *range(end)]
+                for minute in span:
+                    if owner[minute] is not None:
+                        raise ValueError(
+                            f"{_clock(minute)} is in both band {owner[minute]!r} and {name!r}"
+                        )
+                    owner[minute] = name
+        if None in owner:
+            gap = owner.index(None)
+            end = next((m for m in range(gap, 1440) if owner[m] is not None), 1440)
+            raise ValueError(f"no band covers {_clock(gap)}-{_clock(end)}")
+        return tuple(name for name in owner if name is not None)
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
     redis: RedisConfig = RedisConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
     controller: ControllerConfig = ControllerConfig()
     hotline: HotlineConfig = HotlineConfig()
     phones: PhonesConfig = PhonesConfig()
     acd: AcdConfig = AcdConfig()
     ivr: IvrConfig = IvrConfig()
     license: LicenseConfig = LicenseConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
