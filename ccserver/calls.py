@@ -33,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from ccserver import metrics
 from ccserver.acd import Acd, AcdError, PinGuard
 from ccserver.config import Config
 from ccserver.history import History
@@ -130,6 +131,7 @@ class CallCenter:
         self.http: aiohttp.ClientSession | None = None  # the flows' lookups
         self.recordings = config.run_dir / "asterisk" / "spool" / "recording"
         self.pin_guard = PinGuard(config.acd.pin_attempts)
+        self._agent_states: dict[str, tuple[str, str | None]] = {}  # as last put in history
 
     # --- entry points --------------------------------------------------------------------
     async def on_event(self, event: AriEvent) -> None:
@@ -266,6 +268,13 @@ class CallCenter:
         call.state, call.connected_at = "connected", now
         call.attempts[-1]["result"] = "answered"
         self.acd.router.answer(call.id, now)
+        metrics.answered(
+            call.queue or "",
+            wait_s=call.wait_s or 0.0,
+            ring_s=now - call.attempts[-1]["at"],
+            ewt_s=call.ewt_quoted_s,
+            callback=call.callback is not None,
+        )
         if call.queue is not None and self.acd.queue_config(call.queue).record:
             await self.record(call, bridge)
         log(logger, "call.connected", call=call.id, agent=call.agent, wait_s=call.wait_s)
@@ -356,11 +365,11 @@ class CallCenter:
     async def _to_survey(self, call: Call) -> None:
         """The agent hung up first on a call a flow runs: the caller leaves the bridge and
         goes back to the flow (the survey); the talk is over for the router."""
+        self._talk_ended(call, time.time())
         self.acd.router.complete(call.id, time.time())
         self.legs.pop(call.agent_channel or "", None)
         call.state, call.hangup_by = "survey", "agent"
         await self.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
-        self.agent_changed(call.agent or "")
         self.wake(call)
         await self.store.save_call(call.record())
         await self.event(call, "agent_hangup")
@@ -374,7 +383,6 @@ class CallCenter:
         call.agent = call.agent_channel = None
         self.acd.router.reject(call.id, agent, time.time())
         self._rona_at[agent] = time.time()
-        self.agent_changed(agent)
         log(logger, "call.rona", logging.WARNING, call=call.id, agent=agent, result=result)
         self.wake(call)
         await self.store.save_call(call.record())
@@ -406,7 +414,8 @@ class CallCenter:
     async def dispatch(self) -> None:
         """Ask the router for every assignment possible now; write the state through, then
         ring each chosen agent."""
-        assignments = self.acd.dispatch(time.time())
+        with metrics.ROUTING.time():
+            assignments = self.acd.dispatch(time.time())
         if not assignments:
             return
         rings = []
@@ -497,6 +506,7 @@ class CallCenter:
         call.state, call.outcome, call.hangup_by, call.ended_at = "ended", outcome, hangup_by, now
         if call.id in self.acd.router.calls():
             if previous in ("connected", "consulting"):
+                self._talk_ended(call, now)
                 self.acd.router.complete(call.id, now)
             else:
                 self.acd.router.remove(call.id, now)
@@ -531,6 +541,13 @@ class CallCenter:
         self._wakeups.pop(call.id, None)
         self.sessions.pop(call.id, None)
 
+    def _talk_ended(self, call: Call, now: float) -> None:
+        queue = call.queue or ""
+        if call.connected_at is not None:
+            metrics.TALK.labels(queue).observe(now - call.connected_at)
+        if queue:
+            metrics.WRAP_UP.observe(self.acd.queue_config(queue).wrap_up_s)
+
     async def hangup(self, channel_id: str) -> None:
         try:
             await self.ari.request("DELETE", f"/channels/{channel_id}")
@@ -564,10 +581,17 @@ class CallCenter:
         if self.started:
             parked = [c.id for c in self.calls.values() if c.state == "callback-wait"]
             await self.store.save_acd({"acd": self.acd.snapshot(), "parked": parked})
+            self._note_agent_states()
 
     async def event(self, call: Call, kind: str, **fields: Any) -> None:
         """One queue event: to the Redis stream and to the history store."""
         clean = {k: v for k, v in fields.items() if v is not None}
+        metrics.queue_event(
+            kind,
+            str(clean.get("queue", call.queue) or ""),
+            clean,
+            short_abandon_s=self.config.reports.short_abandon_s,
+        )
         await self.store.add_event(call.id, kind, **clean)
         if self.history is not None:
             queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
@@ -592,11 +616,19 @@ class CallCenter:
         sound = await asyncio.to_thread(self.prompts.sound, text, language)
         return await self.media.play(channel_id, [sound], interruptible=interruptible)
 
-    def agent_changed(self, agent_id: str) -> None:
-        """Note an agent's new state in the history (for occupancy and adherence reports)."""
-        if self.history is not None:
+    def _note_agent_states(self) -> None:
+        """Put every agent whose state or reason changed since the last look into the
+        history (occupancy, AHT and adherence reports read it). Runs with every `persist`,
+        so changes the router makes on its own timers (wrap-up ending) are seen within the
+        ticker's second, and no code path has to remember to report a change."""
+        if self.history is None:
+            return
+        for agent_id in self.acd.seats:
             view = self.acd.agent_view(agent_id)
-            self.history.agent_state(agent_id, view["state"], reason=view["reason"])
+            now = (view["state"], view["reason"])
+            if self._agent_states.get(agent_id, ("logged-out", None)) != now:
+                self._agent_states[agent_id] = now
+                self.history.agent_state(agent_id, view["state"], reason=view["reason"])
 
     def wake(self, call: Call) -> None:
         """Tell the call's session that its state changed."""

@@ -116,6 +116,13 @@ class Controller:
                 await self.calls.dispatch()
                 await self.calls.persist()
 
+    async def _links(self) -> dict[str, bool]:
+        return {
+            "ari": self.ari.connected.is_set(),
+            "ami": self.ami.up,
+            "redis": await self.store.ping(),
+        }
+
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
@@ -132,7 +139,8 @@ class Controller:
         audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
         app = make_app(DeskBackend(self.calls), self.api_tokens, audit)
         app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", metrics.handler(self.calls))
+        metrics.declare(q.name for q in self.config.acd.queues)
+        app.router.add_get("/metrics", metrics.handler(self.calls, self._links))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.config.stack.bind, self.config.controller.http_port)

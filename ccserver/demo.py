@@ -109,6 +109,9 @@ def run(config: Config, calls: int, rate: float, talk_ms: int) -> int:
     print()
     print("The stack is still running:")
     print(f"  watch the controller   tail -f {stack.run_dir / 'log' / 'controller.log'}")
+    print(f"  its metrics            http://{bind}:{config.controller.http_port}/metrics")
+    if config.prometheus.enabled:
+        print(f"  Prometheus (alerts)    {stack.prometheus_url}/alerts")
     print(f"  Asterisk console       {stack.asterisk_bin} -C {stack.layout.conf} -r")
     print("  status / stop          make status / make stop")
     print(f"  SIPp logs              {work}")

@@ -80,7 +80,6 @@ async def agent_action(
             state=view["state"],
             reason=view["reason"] or "",
         )
-        center.agent_changed(agent_id)
         await center.dispatch()
         await center.persist()
         return view

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from ccserver import waiting
+from ccserver import metrics, waiting
 from ccserver.calls import WAITING_STATES
 from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
 from ccserver.media import ChannelGone
@@ -142,6 +142,7 @@ async def run(center: CallCenter, call: Call) -> None:
     channel = LiveChannel(center, call)
     call.state, call.flow = "ivr", flow.flow
     channel.enter_ivr()
+    metrics.IVR_SESSIONS.inc()
     try:
         record = await run_flow(
             flow,
@@ -158,6 +159,7 @@ async def run(center: CallCenter, call: Call) -> None:
     call.survey_score = record.survey_score
     if call.handled_by is None and record.queue is None:
         call.handled_by = "ivr"
+        metrics.IVR_SELF_SERVICE.inc()
     if record.callback is not None and call.state == "ivr":
         await _callback(center, call, record.callback)
     elif call.state in ("ivr", "survey"):

@@ -102,7 +102,6 @@ async def _transfer(
     mode = "attended" if call.consult else "blind"
     await center.event(call, "transfer", source=source_agent, target=target, by=by, mode=mode)
     await center.enqueue(call, target)
-    center.agent_changed(source_agent or "")
     log(logger, "call.transferred", call=call.id, source=source_agent, target=target, mode=mode)
     _keep_waiting(center, call)
     await center.dispatch()
@@ -182,8 +181,6 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
         center.legs.pop(call.agent_channel, None)
         await center.hangup(call.agent_channel)
     call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
-    if target:
-        center.agent_changed(target)
     back = consult.get("from_queue") or center.config.acd.default_queue
     await center.event(call, "transfer_cancelled", target=target, reason=why, queue=back)
     log(logger, "call.transfer_cancelled", call=call.id, target=target, reason=why)

@@ -25,7 +25,7 @@ from ccserver import secrets as secrets_mod
 from ccserver.config import Config
 from ccserver.errors import StackError
 from ccserver.stack.procs import Proc, require, wait_until
-from ccserver.stack.render import AsteriskLayout, redis_conf, write_asterisk
+from ccserver.stack.render import AsteriskLayout, prometheus_conf, redis_conf, write_asterisk
 
 START_TIMEOUT_S = 60.0
 
@@ -51,6 +51,7 @@ class Stack:
         self.redis = Proc("redis", self.run_dir, "redis-server")
         self.asterisk = Proc("asterisk", self.run_dir, str(self.layout.conf))
         self.controller = Proc("controller", self.run_dir, "ccserver")
+        self.prometheus = Proc("prometheus", self.run_dir, "prometheus")
 
     # --- paths and clients ---------------------------------------------------------------
     @property
@@ -103,10 +104,14 @@ class Stack:
         self._start_redis()
         self._start_asterisk()
         self._start_controller()
+        if self.config.prometheus.enabled:
+            self._start_prometheus()
         return self.status()
 
     def down(self) -> list[str]:
         stopped = []
+        if self.prometheus.stop(timeout=10.0):
+            stopped.append("prometheus")
         if self.controller.stop(timeout=10.0):
             stopped.append("controller")
         if self.asterisk.pid() is not None:
@@ -120,7 +125,14 @@ class Stack:
         return stopped
 
     def status(self) -> list[PartStatus]:
-        return [self._redis_status(), self._asterisk_status(), self._controller_status()]
+        parts = [self._redis_status(), self._asterisk_status(), self._controller_status()]
+        if self.config.prometheus.enabled:
+            parts.append(self._prometheus_status())
+        return parts
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.config.stack.bind}:{self.config.prometheus.port}"
 
     # --- parts ---------------------------------------------------------------------------
     def _preflight(self) -> None:
@@ -173,6 +185,41 @@ class Stack:
         except (urllib.error.URLError, OSError, ValueError):
             return False
         return bool(health.get("ari")) and bool(health.get("ami"))
+
+    def _start_prometheus(self) -> None:
+        if shutil.which("prometheus") is None:
+            raise StackError("prometheus not found; run `make setup`")
+        directory = self.run_dir / "prometheus"
+        directory.mkdir(exist_ok=True)
+        conf = directory / "prometheus.yml"
+        conf.write_text(prometheus_conf(self.config))
+        if self.prometheus.pid() is None:
+            p = self.config.prometheus
+            self.prometheus.start(
+                [
+                    "prometheus",
+                    f"--config.file={conf}",
+                    f"--storage.tsdb.path={directory / 'data'}",
+                    f"--storage.tsdb.retention.time={p.retention}",
+                    f"--web.listen-address={self.config.stack.bind}:{p.port}",
+                    "--web.enable-lifecycle",  # POST /-/reload after a rules change
+                ]
+            )
+        require(wait_until(self._prometheus_ok, START_TIMEOUT_S, 0.2), self.prometheus, "ready")
+
+    def _prometheus_ok(self) -> bool:
+        if self.prometheus.pid() is None:
+            raise StackError(f"prometheus exited during start:\n{self.prometheus.tail()}")
+        try:
+            with urllib.request.urlopen(self.prometheus_url + "/-/ready", timeout=2.0) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _prometheus_status(self) -> PartStatus:
+        pid = self.prometheus.pid()
+        ok = pid is not None and self._prometheus_ok()
+        return PartStatus("prometheus", pid, ok, self.prometheus_url)
 
     def _redis_status(self) -> PartStatus:
         ok = self.redis.pid() is not None and self._redis_ok()

@@ -173,6 +173,22 @@ def write_asterisk(config: Config, secrets: Secrets, layout: AsteriskLayout) -> 
     (layout.data / "agi-bin").mkdir(exist_ok=True)
 
 
+PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
+
+
+def prometheus_conf(config: Config) -> str:
+    """The stack's Prometheus configuration: the shipped template with this stack's ports,
+    and the shipped recording and alerting rules."""
+    bind = config.stack.bind
+    template = (PROMETHEUS_DIR / "prometheus.yml.tmpl").read_text()
+    values = {
+        "controller_target": f"{bind}:{config.controller.http_port}",
+        "asterisk_target": f"{bind}:{config.asterisk.http_port}",
+        "rules_dir": str(PROMETHEUS_DIR / "rules"),
+    }
+    return fill(template, values, "prometheus.yml.tmpl")
+
+
 def redis_conf(config: Config, directory: Path) -> str:
     """Our own Redis: own port, own dir, AOF on (everysec), loopback by default."""
     return "\n".join(

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from ccserver import metrics
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 
@@ -150,6 +151,7 @@ class AriClient:
             raise AriError(f"{method} {path}: no answer from Asterisk ({exc!r})", status=0) from exc
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
+            metrics.ARI_REQUEST.labels(method).observe(elapsed_ms / 1000)
             if elapsed_ms > 500:
                 log(
                     logger,

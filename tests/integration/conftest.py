@@ -249,11 +249,13 @@ def start_stack(
     acd: dict[str, Any] | None = None,
     hotline: list[str] | None = None,
     ivr: dict[str, Any] | None = None,
+    prometheus: bool = False,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
     `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone);
-    `ivr` the IVR section (default: no flows, so calls go straight to their queue)."""
+    `ivr` the IVR section (default: no flows, so calls go straight to their queue);
+    `prometheus` starts the stack's Prometheus too (off by default: it costs a second)."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -274,6 +276,7 @@ def start_stack(
             "maxcalls": 300,
         },
         "redis": {"port": free_port()},
+        "prometheus": {"enabled": prometheus, "port": free_port()},
         "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
         "phones": {"ids": sorted(contacts), "contacts": contacts},
         "acd": acd if acd is not None else ONE_QUEUE,

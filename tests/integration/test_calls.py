@@ -38,6 +38,17 @@ def test_twenty_calls_are_each_bridged_to_an_agent_and_completed(live: LiveStack
         assert kinds.index("enter") < kinds.index("connect")
     # Longest-idle routing spreads 20 calls over all five agents.
     assert set(Counter(r["agent"] for r in records)) == set(AGENTS)
+    # The ops room sees the same twenty calls (the first test: the counters start at 0).
+    metrics = live.metrics()
+    for name in ("calls_offered_total", "calls_answered_total", "queue_wait_seconds_count"):
+        assert metrics[f'ccserver_{name}{{queue="general"}}'] == 20, name
+    assert metrics['ccserver_talk_seconds_count{queue="general"}'] == 20
+    assert metrics['ccserver_queue_wait_seconds_bucket{le="20.0",queue="general"}'] == 20
+    assert metrics['ccserver_agents{queue="general",state="ready"}'] == len(AGENTS)
+    assert metrics['ccserver_calls_waiting{queue="general"}'] == 0
+    assert (metrics["ccserver_ari_up"], metrics["ccserver_ami_up"]) == (1, 1)
+    assert metrics["ccserver_redis_up"] == 1
+    assert metrics['ccserver_ari_request_seconds_count{method="POST"}'] > 0
 
 
 def test_a_call_waits_while_every_agent_talks_and_connects_when_one_frees(
