@@ -19,7 +19,7 @@ import math
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +119,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def _utc(text: str) -> datetime:
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"--not-before {text!r} is not ISO 8601 (2026-07-01T00:00:00Z)") from None
-    if moment.tzinfo is None:
-        raise InputError(f"--not-before {text!r} needs a time zone: end it with Z for UTC")
-    return moment.astimezone(UTC)
+        return licensing.utc_time(text)
+    except ValueError as exc:
+        raise InputError(f"--not-before: {exc}, e.g. 2026-07-01T00:00:00Z") from None
 
 
 def cmd_issue(args: argparse.Namespace) -> int:

@@ -170,16 +170,25 @@ def _get(obj: Mapping[str, Any], name: str, kind: type | tuple[type, ...], where
     return value
 
 
+def utc_time(text: str) -> datetime:
+    """An ISO 8601 time with its zone, in UTC; ValueError saying what is wrong otherwise
+    (a license's times must not depend on the clock of the machine reading them)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{text!r} needs a time zone (Z for UTC)")
+    return moment.astimezone(UTC)
+
+
 def _time(value: Any, name: str) -> datetime:
     if not isinstance(value, str):
         raise _malformed(f"field license.{name} must be an ISO 8601 UTC time string")
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise _malformed(f"field license.{name} is not an ISO 8601 time: {value!r}") from None
-    if moment.tzinfo is None:
-        raise _malformed(f"field license.{name} needs a time zone (Z for UTC): {value!r}")
-    return moment.astimezone(UTC)
+        return utc_time(value)
+    except ValueError as exc:
+        raise _malformed(f"field license.{name}: {exc}") from None
 
 
 def _count(obj: Mapping[str, Any], name: str) -> int:
