@@ -365,7 +365,7 @@ class CallCenter:
     async def _to_survey(self, call: Call) -> None:
         """The agent hung up first on a call a flow runs: the caller leaves the bridge and
         goes back to the flow (the survey); the talk is over for the router."""
-        self._talk_ended(call, time.time())
+        self.talk_ended(call, time.time())
         self.acd.router.complete(call.id, time.time())
         self.legs.pop(call.agent_channel or "", None)
         call.state, call.hangup_by = "survey", "agent"
@@ -506,7 +506,7 @@ class CallCenter:
         call.state, call.outcome, call.hangup_by, call.ended_at = "ended", outcome, hangup_by, now
         if call.id in self.acd.router.calls():
             if previous in ("connected", "consulting"):
-                self._talk_ended(call, now)
+                self.talk_ended(call, now)
                 self.acd.router.complete(call.id, now)
             else:
                 self.acd.router.remove(call.id, now)
@@ -541,12 +541,12 @@ class CallCenter:
         self._wakeups.pop(call.id, None)
         self.sessions.pop(call.id, None)
 
-    def _talk_ended(self, call: Call, now: float) -> None:
-        queue = call.queue or ""
-        if call.connected_at is not None:
-            metrics.TALK.labels(queue).observe(now - call.connected_at)
-        if queue:
-            metrics.WRAP_UP.observe(self.acd.queue_config(queue).wrap_up_s)
+    def talk_ended(self, call: Call, now: float) -> None:
+        """An agent's talk on the call is over (hang-up, transfer): its time and the wrap-up
+        the queue grants go to the metrics. Call before the router's `complete`."""
+        if call.queue:
+            talk_s = None if call.connected_at is None else now - call.connected_at
+            metrics.talk(call.queue, talk_s, self.acd.queue_config(call.queue).wrap_up_s)
 
     async def hangup(self, channel_id: str) -> None:
         try:

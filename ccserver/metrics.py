@@ -32,6 +32,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ccserver.acd import DIRECT_PREFIX
+
 if TYPE_CHECKING:
     from ccserver.calls import CallCenter
 
@@ -125,9 +127,16 @@ def declare(queues: Iterable[str]) -> None:
         ARI_REQUEST.labels(method)
 
 
+def queue_label(queue: str) -> str:
+    """The `queue` label: agents' direct queues (`direct-<agent>`, for transfers to a
+    person) are one label, `direct`, so no agent id becomes a series."""
+    return "direct" if queue.startswith(DIRECT_PREFIX) else queue
+
+
 def queue_event(kind: str, queue: str, fields: dict[str, Any], *, short_abandon_s: float) -> None:
     """Count one queue event (`CallCenter.event` calls this for every event it records, so
     the counters and the history can never disagree about what happened)."""
+    queue = queue_label(queue)
     if kind == "enter":
         CALLS_OFFERED.labels(queue).inc()
     elif kind == "abandon":
@@ -136,7 +145,7 @@ def queue_event(kind: str, queue: str, fields: dict[str, Any], *, short_abandon_
     elif kind == "rona":
         RONA.labels(queue).inc()
     elif kind == "overflow":
-        CALLS_OVERFLOWED.labels(str(fields.get("source", queue))).inc()
+        CALLS_OVERFLOWED.labels(queue_label(str(fields.get("source", queue)))).inc()
     elif kind == "transfer":
         TRANSFERS.labels(str(fields.get("mode", "blind"))).inc()
     elif kind == "callback":
@@ -145,9 +154,16 @@ def queue_event(kind: str, queue: str, fields: dict[str, Any], *, short_abandon_
         CALLBACKS.labels(queue, "failed").inc()
 
 
+def talk(queue: str, talk_s: float | None, wrap_up_s: float) -> None:
+    if talk_s is not None:
+        TALK.labels(queue_label(queue)).observe(talk_s)
+    WRAP_UP.observe(wrap_up_s)
+
+
 def answered(
     queue: str, *, wait_s: float, ring_s: float, ewt_s: float | None, callback: bool
 ) -> None:
+    queue = queue_label(queue)
     CALLS_ANSWERED.labels(queue).inc()
     QUEUE_WAIT.labels(queue).observe(wait_s)
     RING.observe(ring_s)

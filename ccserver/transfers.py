@@ -83,6 +83,7 @@ async def _transfer(
     target = center.acd.queue_config(queue).name if queue else center.acd.direct_queue(agent or "")
     now = time.time()
     source_agent, leg, bridge = call.agent, call.agent_channel, CALL_BRIDGE_PREFIX + call.id
+    center.talk_ended(call, now)
     center.acd.router.complete(call.id, now)
     call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
     if attended and leg:
@@ -174,6 +175,7 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
     await center.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
     now = time.time()
     if call.state == "consulting":
+        center.talk_ended(call, now)
         center.acd.router.complete(call.id, now)
     elif call.id in center.acd.router.calls():
         center.acd.router.remove(call.id, now)
