@@ -36,6 +36,7 @@ from ccserver.acd import DIRECT_PREFIX
 
 if TYPE_CHECKING:
     from ccserver.calls import CallCenter
+    from ccserver.store import StoreStats
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -185,6 +186,7 @@ class CenterCollector(Collector):
         yield from self._queues()
         yield from self._links()
         yield from self._license()
+        yield from store_families(self.center.store.stats())
         yield GaugeMetricFamily(
             "ccserver_notices_active", "Outage notices callers hear now.", value=self.notices_active
         )
@@ -258,6 +260,47 @@ class CenterCollector(Collector):
             "Logins granted beyond the licensed seats under the grace policy.",
             value=usage["grace_overshoots"],
         )
+
+
+def store_families(stats: StoreStats) -> Iterator[Metric]:
+    """The Redis store's outage mode (`store.py`): writes buffered in memory while Redis
+    does not take them, replayed when it does; what the buffer's caps dropped is lost."""
+    yield GaugeMetricFamily(
+        "ccserver_store_degraded",
+        "1 while writes to Redis are buffered in the controller's memory (Redis down or "
+        "refusing writes, or the buffer being replayed).",
+        value=int(stats.degraded),
+    )
+    buffered = GaugeMetricFamily(
+        "ccserver_store_buffered_writes",
+        "Writes waiting in the outage buffer for Redis, by kind (call records, ACD state, events).",
+        labels=["kind"],
+    )
+    for kind, count in (
+        ("call", stats.buffered_calls),
+        ("acd", stats.buffered_acd),
+        ("event", stats.buffered_events),
+    ):
+        buffered.add_metric([kind], count)
+    yield buffered
+    yield CounterMetricFamily(
+        "ccserver_store_write_failures",
+        "Writes (and replay attempts) Redis did not take.",
+        value=stats.failed_writes,
+    )
+    yield CounterMetricFamily(
+        "ccserver_store_replayed",
+        "Buffered writes replayed to Redis once it took writes again.",
+        value=stats.replayed,
+    )
+    dropped = CounterMetricFamily(
+        "ccserver_store_dropped",
+        "Writes lost because the outage buffer was full, by kind (call, event).",
+        labels=["kind"],
+    )
+    dropped.add_metric(["call"], stats.dropped_calls)
+    dropped.add_metric(["event"], stats.dropped_events)
+    yield dropped
 
 
 Links = Callable[[], Awaitable[dict[str, bool]]]

@@ -49,6 +49,9 @@ CONTRACT_COUNTERS = {
     "ccserver_ivr_self_service_total",
     "ccserver_license_refusals_total",
     "ccserver_license_grace_overshoots_total",
+    "ccserver_store_write_failures_total",
+    "ccserver_store_replayed_total",
+    "ccserver_store_dropped_total",
 }
 CONTRACT_GAUGES = {
     "ccserver_calls_waiting",
@@ -59,6 +62,8 @@ CONTRACT_GAUGES = {
     "ccserver_ari_up",
     "ccserver_ami_up",
     "ccserver_redis_up",
+    "ccserver_store_degraded",
+    "ccserver_store_buffered_writes",
     "ccserver_license_seats",
     "ccserver_license_seats_in_use",
     "ccserver_license_grace_seats",
