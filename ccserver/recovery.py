@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -36,6 +35,7 @@ from ccserver.calls import (
     CallCenter,
 )
 from ccserver.logs import log
+from ccserver.telephony.ari import AriError, created_at
 
 logger = logging.getLogger("ccserver.recovery")
 REDIS_TRIES = 20
@@ -154,11 +154,7 @@ async def _check_call(
         if call.agent_channel in live:
             center.legs[call.agent_channel or ""] = call.id
             return
-        center.acd.router.complete(call.id, now)  # the agent vanished: back in place
-        await center.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
-        call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
-        await center.event(call, "requeue", reason="agent-vanished")
-        await center.enqueue(call, call.queue or center.config.acd.default_queue)
+        await center.agent_vanished(call, "leg-gone-while-away", phone_lost=False)
     elif call.state == "ringing":
         if call.agent_channel:
             center.legs.pop(call.agent_channel, None)
@@ -178,7 +174,17 @@ async def _check_call(
 
 
 async def _enter(center: CallCenter, call: Call) -> None:
+    """Queue a call whose session never got that far. Its channel may never have been
+    answered (the controller died before the StasisStart was read): a bridge does not answer
+    it, so without this the caller would talk to an agent over an unanswered line and be
+    declined at the end."""
     queue = call.queue or center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
+    try:
+        await center.ari.request("POST", f"/channels/{call.id}/answer")
+    except AriError as exc:
+        if exc.status == 404:  # the caller left; their StasisEnd closes the call
+            return
+        raise
     if await waiting.join(center, call, queue):
         await waiting.resume(center, call)
 
@@ -197,7 +203,7 @@ async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:
             id=channel["id"],
             caller=str(caller.get("number", "")),
             dnis=dnis,
-            arrived_at=_epoch(channel.get("creationtime")),
+            arrived_at=created_at(channel),
         )
         await center.store.save_call(call.record(), new=True)
     center.calls[call.id] = call
@@ -212,11 +218,3 @@ def _is_our_inbound(center: CallCenter, channel: dict[str, Any]) -> bool:
     return dialplan.get("app_name") == "Stasis" and app_data.startswith(
         f"{center.config.controller.app},inbound"
     )
-
-
-def _epoch(stamp: object) -> float:
-    """ARI's `creationtime` ("2026-11-25T02:03:04.123+0000") as epoch seconds."""
-    try:
-        return datetime.strptime(str(stamp), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except ValueError:
-        return time.time()

@@ -4,6 +4,8 @@ panoramisk reconnects when the TCP connection drops, but a half-open connection 
 frozen, a NAT dropping state) looks alive forever. The watchdog sends `Ping` every
 `interval` seconds and aborts the transport when no answer comes within `timeout`, which
 makes panoramisk reconnect. The link state is kept in `up` for health checks and metrics.
+panoramisk retries at a fixed delay; we set that delay before each retry so that AMI backs
+off like ARI does (1 s doubling to 32 s, back to 1 s once logged in).
 
 Events are handed on as plain dicts (`AmiEvent`), parsed by `parse_message` so that
 recorded transcripts of a real Asterisk replay through exactly the code that runs live.
@@ -19,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
 from ccserver.logs import log
+from ccserver.telephony.ari import BACKOFF_MAX_S, BACKOFF_START_S
 
 logger = logging.getLogger("ccserver.ami")
 WATCHED_EVENTS = ("FullyBooted", "ContactStatus", "DeviceStateChange", "PeerStatus", "Reload")
@@ -31,6 +35,27 @@ WATCHED_EVENTS = ("FullyBooted", "ContactStatus", "DeviceStateChange", "PeerStat
 class AmiEvent:
     name: str
     fields: dict[str, str]
+
+
+class GuardedProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk has no types
+    """panoramisk's protocol, minus one way to crash on bad input: a header sent twice
+    comes out of its parser as a list, and a list `Event`, `ActionID` or `CommandID` makes
+    its dispatch raise inside `data_received`, where asyncio answers by dropping the whole
+    AMI connection (and every event buffered with it). Such a message is dropped alone,
+    with a logged rejection."""
+
+    def handle_message(self, message: Message) -> None:
+        for header in ("Event", "ActionID", "CommandID"):
+            if isinstance(message.get(header), list):
+                log(
+                    logger,
+                    "ami.message_rejected",
+                    logging.WARNING,
+                    reason="repeated-header",
+                    header=header,
+                )
+                return
+        super().handle_message(message)
 
 
 def parse_message(message: Message) -> AmiEvent | None:
@@ -69,7 +94,14 @@ class AmiClient:
             on_login=self._logged_in,
             on_disconnect=self._disconnected,
             forgetable_actions=("ping", "login"),
+            protocol_factory=GuardedProtocol,
         )
+        # panoramisk schedules its retry with `reconnect_timeout` in these two callbacks.
+        self._retry_s = BACKOFF_START_S
+        self._panoramisk_made = self._manager.connection_made
+        self._panoramisk_lost = self._manager.connection_lost
+        self._manager.connection_made = self._connection_made
+        self._manager.connection_lost = self._connection_lost
         for pattern in WATCHED_EVENTS:
             self._manager.register_event(pattern, self._event)
         self._watchdog: asyncio.Task[None] | None = None
@@ -89,7 +121,23 @@ class AmiClient:
         self._manager.close()
         self.up = False
 
+    def _connection_made(self, future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            self._next_retry(future.exception())
+        self._panoramisk_made(future)
+
+    def _connection_lost(self, exc: Exception | None) -> None:
+        self._next_retry(exc)
+        self._panoramisk_lost(exc)
+
+    def _next_retry(self, exc: BaseException | None) -> None:
+        delay = self._retry_s
+        self._manager.reconnect_timeout = delay
+        self._retry_s = min(delay * 2, BACKOFF_MAX_S)
+        log(logger, "ami.reconnecting", retry_in_s=delay, error=repr(exc)[:200])
+
     def _logged_in(self, manager: Manager) -> None:
+        self._retry_s = BACKOFF_START_S
         self.up = True
         log(logger, "ami.link_up", reconnects=self.reconnects)
 

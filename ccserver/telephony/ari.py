@@ -3,8 +3,10 @@
 ARI keeps no event backlog: events sent while the websocket is down are gone. So the
 client reconnects with backoff (1 s doubling to 32 s), reports the link state, and calls
 `on_connected` after every (re)connection so that the controller can resync with
-`GET /channels` and `GET /bridges`. Events reach `on_event` already parsed and checked
-(`parse_event`): anything malformed is logged and dropped, never raised into the loop.
+`GET /channels` and `GET /bridges`; the link counts as up only once that resync is done
+(a failed resync drops the link and retries, with the same backoff). Events reach
+`on_event` already parsed and checked (`parse_event`): anything malformed is logged and
+dropped, never raised into the loop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,12 @@ from ccserver.logs import log
 logger = logging.getLogger("ccserver.ari")
 BACKOFF_START_S = 1.0
 BACKOFF_MAX_S = 32.0
+
+
+class ResyncFailed(Exception):
+    """The resync after a (re)connection failed: the link is dropped and retried with
+    backoff, since routing on a state that was not reconciled could ring a busy agent or
+    lose a caller."""
 
 
 class AriError(CCServerError):
@@ -66,19 +75,73 @@ class AriEvent:
         return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def created_at(channel: dict[str, Any]) -> float:
+    """When Asterisk created the channel (its `creationtime`, "2026-11-25T02:03:04.123+0000")
+    in epoch seconds; now when it is missing or malformed. A caller's place in the queue
+    counts from here: one held by the dialplan fallback while no controller was connected,
+    or adopted after a restart, keeps the time they called."""
+    try:
+        stamp = datetime.strptime(str(channel.get("creationtime")), "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return time.time()
+    return stamp.timestamp()
+
+
+_OBJECTS: dict[str, tuple[str, ...]] = {
+    "channel": (),
+    "bridge": (),
+    "playback": (),
+    "recording": (),
+    "peer": (),
+    "refer_to": ("requested_destination", "destination_channel", "connected_channel", "bridge"),
+    "referred_by": ("source_channel", "connected_channel", "bridge"),
+}
+"""Fields ARI documents as objects (and their object members) that our handlers read:
+one of another JSON type is a malformed event, refused here once rather than checked in
+every handler."""
+
+
+def _bad_object(data: dict[str, Any]) -> str | None:
+    """The first of `_OBJECTS` that is there but not an object (null counts as absent,
+    except for `channel`, which every channel event has)."""
+    for name, members in _OBJECTS.items():
+        value = data.get(name, {})
+        if value is None and name != "channel":
+            continue
+        if not isinstance(value, dict):
+            return name
+        if any(value.get(m) is not None and not isinstance(value[m], dict) for m in members):
+            return name
+    return None
+
+
 def parse_event(raw: str | bytes) -> AriEvent | None:
     """Parse one websocket message; None (and a log line) when it isn't a usable event."""
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         log(logger, "ari.event_rejected", logging.WARNING, reason="not-json", error=str(exc)[:200])
         return None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         log(logger, "ari.event_rejected", logging.WARNING, reason="no-type")
         return None
     event_type: str = data["type"]
-    if "channel" in data and not isinstance(data["channel"], dict):
-        log(logger, "ari.event_rejected", logging.WARNING, reason="bad-channel", type=event_type)
+    bad = _bad_object(data)
+    if bad is None:
+        # A channel id is how every handler finds its call: an empty or non-text one names
+        # none.
+        channel_id = data.get("channel", {}).get("id", "-")
+        bad = None if isinstance(channel_id, str) and channel_id else "channel"
+    if bad is not None:
+        reason = "bad-channel" if bad == "channel" else "bad-object"
+        log(
+            logger,
+            "ari.event_rejected",
+            logging.WARNING,
+            reason=reason,
+            field=bad,
+            type=event_type[:100],
+        )
         return None
     return AriEvent(event_type, data)
 
@@ -102,7 +165,7 @@ class AriClient:
     ) -> None:
         self.base = f"http://{host}:{port}/ari"
         self.app = app
-        self._auth = aiohttp.BasicAuth(user, password)
+        self._auth = aiohttp.encode_basic_auth(user, password)  # (BasicAuth is deprecated)
         self._on_event = on_event
         self._on_connected = on_connected
         self._trace_file = trace_file
@@ -114,7 +177,7 @@ class AriClient:
     # --- lifecycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
-            auth=self._auth, timeout=aiohttp.ClientTimeout(total=10)
+            headers={"Authorization": self._auth}, timeout=aiohttp.ClientTimeout(total=10)
         )
         self._task = asyncio.create_task(self._run(), name="ari-websocket")
 
@@ -171,7 +234,7 @@ class AriClient:
                 backoff = BACKOFF_START_S  # a clean session resets the backoff
             except asyncio.CancelledError:
                 raise
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            except (aiohttp.ClientError, OSError, TimeoutError, ResyncFailed) as exc:
                 log(
                     logger,
                     "ari.link_down",
@@ -191,9 +254,23 @@ class AriClient:
         async with self._session.ws_connect(
             ws_url, params=params, heartbeat=10.0, timeout=aiohttp.ClientWSTimeout(ws_close=5)
         ) as ws:
-            log(logger, "ari.link_up", app=self.app, reconnects=self.reconnects)
+            # The local port tells ops (and the link drills) which TCP connection is the
+            # event link among the REST ones: `ss -tn sport = :<local_port>`.
+            sockname = ws.get_extra_info("sockname") or ("", 0)
+            log(
+                logger,
+                "ari.link_up",
+                app=self.app,
+                reconnects=self.reconnects,
+                local_port=sockname[1],
+            )
+            try:
+                await self._on_connected()
+            except Exception as exc:  # an unsynced controller must not route: retry it all
+                logger.exception("ari.resync_failed", extra={"fields": {"app": self.app}})
+                raise ResyncFailed(repr(exc)[:200]) from exc
+            # Up (health, `ccserver_ari_up`) means linked *and* reconciled: routing again.
             self.connected.set()
-            await self._on_connected()
             async for message in ws:
                 if message.type == aiohttp.WSMsgType.TEXT:
                     self._trace(message.data)
@@ -202,7 +279,13 @@ class AriClient:
                         await self._dispatch(event)
                 elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSED):
                     break
-        log(logger, "ari.link_down", logging.WARNING, error="websocket closed")
+        log(
+            logger,
+            "ari.link_down",
+            logging.WARNING,
+            error="websocket closed",
+            retry_in_s=BACKOFF_START_S,
+        )
 
     async def _dispatch(self, event: AriEvent) -> None:
         try:
