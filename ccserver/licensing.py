@@ -201,11 +201,21 @@ def _count(obj: Mapping[str, Any], name: str) -> int:
 def _parse_grace(raw: Any) -> Grace:
     if not isinstance(raw, dict):
         raise _malformed("field license.grace must be an object")
-    pct = float(_get(raw, "extra_seats_pct", (int, float), "license.grace."))
-    minutes = float(_get(raw, "max_minutes", (int, float), "license.grace."))
-    if not 0 < pct <= 100 or minutes <= 0:
+    pct = _number(_get(raw, "extra_seats_pct", (int, float), "license.grace."))
+    minutes = _number(_get(raw, "max_minutes", (int, float), "license.grace."))
+    if not 0 < pct <= 100 or not 0 < minutes < math.inf:
         raise _malformed("license.grace needs 0 < extra_seats_pct ≤ 100 and max_minutes > 0")
     return Grace(pct, minutes)
+
+
+def _number(value: float) -> float:
+    """A JSON number as a float; NaN for an integer too large for one (a signed file may
+    still hold a 400-digit integer; `1e999` reads as infinity): the range checks refuse
+    both."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
 
 
 def parse_license(doc: Mapping[str, Any], key_id: str) -> License:
@@ -385,7 +395,7 @@ def _envelope(data: bytes) -> tuple[dict[str, Any], str, bytes]:
     kid = _get(envelope, "key_id", str, "")
     try:
         signature = base64.b64decode(_get(envelope, "signature", str, ""), validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII character in the text
         raise _malformed("field signature is not base64") from None
     return doc, kid, signature
 

@@ -1,39 +1,15 @@
-"""Real helpers for unit tests that need them: a throwaway Redis and a prompt cache.
-
-Redis listens on a unix socket only (`--port 0`): no TCP port to race for with the
-integration stacks that may run on the same machine, and nothing persisted.
-"""
+"""Real helpers for unit tests that need them: a client of the throwaway Redis
+(`redis_socket`, tests/conftest.py) and a prompt cache."""
 
 from __future__ import annotations
 
-import subprocess
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from ccserver.prompts import Prompts
-
-
-@pytest.fixture(scope="session")
-def redis_socket(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A redis-server of its own for the test session; its unix socket's path."""
-    workdir = tmp_path_factory.mktemp("redis")
-    socket = workdir / "redis.sock"
-    argv = ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700"]
-    argv += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"redis-server did not start (exit {proc.poll()})")
-        time.sleep(0.02)
-    yield socket
-    proc.terminate()
-    proc.wait(timeout=10)
 
 
 @pytest.fixture
