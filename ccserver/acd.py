@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from acd_core import Assignment, RelaxStep, Router, RouterAPI, RouterError
@@ -36,6 +36,11 @@ REASONS = ("break", "training", "meeting", "after-call-work")
 DEVICE_REASONS = {"busy": "device-busy", "unavailable": "device-unavailable"}
 _BUSY_STATES = {"INUSE", "BUSY", "RINGING", "RINGINUSE", "ONHOLD"}
 _GONE_STATES = {"UNAVAILABLE", "INVALID"}
+PHONE_LOST = "phone-lost"
+"""The system reason of an agent whose phone vanished in a call (Asterisk heard no audio from
+it for `phones.rtp_timeout_s`): they stay not-ready until they say ready again (*14 or the
+API) — the phone is not rung meanwhile, as a dead phone would only cost the next caller a
+ring timeout."""
 LOCKOUT_S = 60.0
 DIRECT_PREFIX = "direct-"
 
@@ -138,7 +143,8 @@ class Acd:
     def snapshot(self) -> dict[str, Any]:
         return {
             "router": self.router.snapshot(),
-            "seats": {k: asdict(v) for k, v in self.seats.items()},
+            # Only what `restore` reads back (names and skills come from the config).
+            "seats": {k: {"phone": v.phone, "device": v.device} for k, v in self.seats.items()},
             "direct": sorted(self.direct),
         }
 
@@ -250,6 +256,11 @@ class Acd:
         self.seat(agent_id)
         self._router(self.router.set_not_ready, agent_id, reason, now)
         log(logger, "agent.not_ready", agent=agent_id, reason=reason)
+
+    def phone_lost(self, agent_id: str, now: float) -> None:
+        """The agent's phone vanished in a call the router has already closed: not-ready."""
+        self._router(self.router.set_not_ready, agent_id, PHONE_LOST, now)
+        log(logger, "agent.phone_lost", logging.WARNING, agent=agent_id)
 
     def extend_wrap_up(self, agent_id: str, seconds: float, now: float) -> float:
         self.seat(agent_id)

@@ -43,7 +43,7 @@ from ccserver.logs import log
 from ccserver.media import Ari, Media
 from ccserver.prompts import Prompts
 from ccserver.store import Store
-from ccserver.telephony.ari import AriError, AriEvent
+from ccserver.telephony.ari import AriError, AriEvent, created_at
 
 logger = logging.getLogger("ccserver.calls")
 HOLDING_BRIDGE = "ccserver-holding"
@@ -53,7 +53,13 @@ CALL_BRIDGE_PREFIX = "call-"
 AGENT_LEG_VARIABLES = {"variables": {"PJSIP_TRANSFER_HANDLING()": "ari-only"}}
 """A phone's REFER reaches us (`ChannelTransfer`) rather than Asterisk's own transfer."""
 HANGUP_CAUSES = {16: "normal", 17: "busy", 18: "no-response", 19: "no-answer", 21: "rejected"}
+VANISHED_CAUSES = {44: "rtp-timeout"}
+"""Causes of an agent leg lost in a talk without the agent hanging up: 44 is what Asterisk
+sets when the phone sent no audio for the endpoint's `rtp_timeout` (res_pjsip_sdp_rtp;
+seen in ChannelDestroyed by tests/integration/test_agent_drills.py)."""
 WAITING_STATES = ("waiting", "ringing")
+PERSIST_COALESCE_S = 0.05
+"""How long a change may wait to be written with the ones after it (`persist_soon`)."""
 CALLER_GONE = {
     "connected": ("completed", "caller"),
     "consulting": ("completed", "caller"),
@@ -119,6 +125,7 @@ class CallCenter:
         self.legs: dict[str, str] = {}  # agent or customer leg channel id -> call id
         self.lock = asyncio.Lock()
         self.started = False  # the ACD state was loaded (first connection to Asterisk)
+        self._persist_pending: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
         self.sessions: dict[str, asyncio.Task[Any]] = {}  # call id -> its session task
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -147,7 +154,7 @@ class CallCenter:
         async with self.lock:
             await handler(event)
             await self.dispatch()
-            await self.persist()
+            self.persist_soon()
 
     def start_ticker(self) -> None:
         self._ticker = self.spawn(self._tick_forever(), "acd-ticker")
@@ -215,9 +222,15 @@ class CallCenter:
             await self.hangup(channel_id)
 
     async def _inbound(self, event: AriEvent, channel_id: str, dnis: str) -> None:
+        if channel_id in self.calls:
+            # Adopted by the resync of a new ARI link (`GET /channels` saw it in our app)
+            # before this StasisStart, queued on the same link, was read: one call, not two.
+            log(logger, "call.already_adopted", call=channel_id)
+            return
         caller = event.channel.get("caller", {})
         number = caller.get("number", "") if isinstance(caller, dict) else ""
-        call = Call(id=channel_id, caller=str(number), dnis=dnis, arrived_at=time.time())
+        arrived = min(created_at(event.channel), time.time())
+        call = Call(id=channel_id, caller=str(number), dnis=dnis, arrived_at=arrived)
         self.calls[call.id] = call
         self.media.listen(call.id)
         log(logger, "call.arrived", call=call.id, caller=call.caller, dnis=dnis)
@@ -347,6 +360,10 @@ class CallCenter:
             return
         if call.state == "consulting":
             await transfers.cancel_consult(self, call, "declined", call.agent)
+        elif call.state == "connected" and cause in VANISHED_CAUSES:
+            await self.agent_vanished(call, VANISHED_CAUSES[cause])
+            if await self.hold(call.id):
+                transfers.keep_waiting(self, call)
         elif call.state == "ringing" and call.consult is not None:
             target = call.agent
             await self.rona(call, HANGUP_CAUSES.get(cause, f"cause-{cause}"))
@@ -374,6 +391,27 @@ class CallCenter:
         await self.store.save_call(call.record())
         await self.event(call, "agent_hangup")
 
+    async def agent_vanished(self, call: Call, why: str, *, phone_lost: bool = True) -> None:
+        """The agent's leg of a talk is gone while the caller is still here: the call goes
+        back to its queue at its original place (arrival kept) and the event is recorded.
+        With `phone_lost` we know the phone died (`why` says how), so the agent is put
+        not-ready(phone-lost) rather than left busy or offered the next call on a dead phone;
+        after a restart we only know the leg is gone (the agent may have hung up while we
+        were away), so they go through wrap-up as after any call. The caller's holding and
+        session are the caller's business (live: back to the music; recovery: resync)."""
+        now = time.time()
+        agent = call.agent
+        self.talk_ended(call, now)
+        self.acd.router.complete(call.id, now, wrap_up_s=0.0 if phone_lost else None)
+        if phone_lost and agent:
+            self.acd.phone_lost(agent, now)
+        self.legs.pop(call.agent_channel or "", None)
+        await self.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
+        call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
+        log(logger, "call.agent_vanished", logging.WARNING, call=call.id, agent=agent, why=why)
+        await self.event(call, "requeue", reason="agent-vanished", agent=agent, why=why)
+        await self.enqueue(call, call.queue or self.config.acd.default_queue)
+
     async def rona(self, call: Call, result: str) -> None:
         """The agent's phone rang out, was busy or failed: the agent goes not-ready(RONA),
         the call back in its place."""
@@ -389,9 +427,14 @@ class CallCenter:
         await self.event(call, "rona", agent=agent, result=result)
 
     # --- routing -------------------------------------------------------------------------
-    async def enqueue(self, call: Call, queue: str, *, priority: int | None = None) -> None:
+    async def enqueue(
+        self, call: Call, queue: str, *, priority: int | None = None, ring_first: bool = False
+    ) -> None:
         """Give the call to the router in `queue`, keeping its original arrival (so an
-        overflowed, transferred or restored call keeps its place)."""
+        overflowed, transferred or restored call keeps its place). With `ring_first` (a new
+        caller) a ready agent's phone is rung before the record and the `enter` event are
+        written, not after: nothing reads them in between, and the caller hears the agent
+        sooner."""
         now = time.time()
         call.ewt_quoted_s = round(
             self.acd.enqueue(call.id, queue, now, priority=priority, arrival=call.arrived_at), 3
@@ -408,12 +451,14 @@ class CallCenter:
             position=position,
             ewt_s=call.ewt_quoted_s,
         )
+        if ring_first:
+            await self.dispatch()
         await self.store.save_call(call.record())
         await self.event(call, "enter", queue=queue, position=position, ewt_s=call.ewt_quoted_s)
 
     async def dispatch(self) -> None:
-        """Ask the router for every assignment possible now; write the state through, then
-        ring each chosen agent."""
+        """Ask the router for every assignment possible now; ring each chosen agent while
+        the state is written through."""
         with metrics.ROUTING.time():
             assignments = self.acd.dispatch(time.time())
         if not assignments:
@@ -438,10 +483,13 @@ class CallCenter:
             call.attempts.append({"agent": a.agent, "at": time.time(), "result": "ringing"})
             self.legs[leg] = call.id
             rings.append((call, a.agent, leg))
-            await self.store.save_call(call.record())
-        await self.persist()  # write-through: the reservation is saved before a phone rings
-        for call, agent_id, leg in rings:
-            await self._ring(call, agent_id, leg)
+        # The phones ring while the reservations are written, not after: a controller
+        # killed in between leaves a ringing leg its successor does not know, which recovery
+        # hangs up with the call still waiting in its place, as with any withdrawn offer.
+        records = [self.store.save_call(call.record()) for call, _, _ in rings]
+        await asyncio.gather(
+            *records, self.persist(), *(self._ring(call, agent, leg) for call, agent, leg in rings)
+        )
 
     async def _ring(self, call: Call, agent_id: str, leg: str) -> None:
         phone = self.acd.seats[agent_id].phone
@@ -483,7 +531,7 @@ class CallCenter:
             async with self.lock:
                 self._rona_cooldowns(time.time())
                 await self.dispatch()
-                await self.persist()
+                self.persist_soon()
 
     def _rona_cooldowns(self, now: float) -> None:
         cooldown = self.config.controller.rona_cooldown_s
@@ -575,6 +623,21 @@ class CallCenter:
                 )
 
     # --- shared helpers ------------------------------------------------------------------
+    def persist_soon(self) -> None:
+        """Persist within `PERSIST_COALESCE_S`: the ACD state after a call event, a phone's
+        state change or a timer. Under load events come every few milliseconds and each
+        full snapshot costs the controller more than the event itself, so they are
+        coalesced; a reservation is still written through before the phone rings
+        (`dispatch`), and a controller killed inside the window is reconciled with
+        Asterisk's channels on restart like any other change it did not live to save."""
+        if self._persist_pending is None or self._persist_pending.done():
+            self._persist_pending = self.spawn(self._persist_later(), "acd-persist")
+
+    async def _persist_later(self) -> None:
+        await asyncio.sleep(PERSIST_COALESCE_S)
+        async with self.lock:
+            await self.persist()
+
     async def persist(self) -> None:
         """Write the ACD state (and the callbacks waiting for a retry, which the router does
         not hold) through to Redis."""

@@ -104,7 +104,7 @@ async def _transfer(
     await center.event(call, "transfer", source=source_agent, target=target, by=by, mode=mode)
     await center.enqueue(call, target)
     log(logger, "call.transferred", call=call.id, source=source_agent, target=target, mode=mode)
-    _keep_waiting(center, call)
+    keep_waiting(center, call)
     await center.dispatch()
     await center.persist()
     return call.record()
@@ -187,14 +187,14 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
     await center.event(call, "transfer_cancelled", target=target, reason=why, queue=back)
     log(logger, "call.transfer_cancelled", call=call.id, target=target, reason=why)
     await center.enqueue(call, back)
-    _keep_waiting(center, call)
+    keep_waiting(center, call)
     source_leg = consult.get("leg")
     if source_leg:
         center.legs.pop(source_leg, None)
         center.spawn(_tell_and_hang_up(center, source_leg), f"consult-failed-{call.id}")
 
 
-def _keep_waiting(center: CallCenter, call: Call) -> None:
+def keep_waiting(center: CallCenter, call: Call) -> None:
     """The caller waits again: wake its session, or start one (a plain call's session
     ended when it was connected)."""
     center.wake(call)
