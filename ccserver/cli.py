@@ -15,6 +15,7 @@ from ccserver import config as config_mod
 from ccserver import license_cli, report_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
+from ccserver.loadtest import cli as loadtest_cli
 from ccserver.workforce import cli as workforce_cli
 
 
@@ -35,14 +36,34 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"error[flow-invalid]: {issue}", file=sys.stderr)
     if issues:
         return 2
-    if not config.is_loopback_only():
-        print(
-            f"warning: stack.bind = {config.stack.bind} is not a loopback address: "
-            "the stack will be reachable from other machines",
-            file=sys.stderr,
-        )
+    for line in bind_warnings(config):
+        print(line, file=sys.stderr)
     print(f"config ok ({source}); {len(flows)} flow(s) ok in {flows_dir}")
     return 0
+
+
+def bind_warnings(config: config_mod.Config) -> list[str]:
+    """What check-config says about a bind beyond loopback: loudly, but with exit 0, since
+    a center whose phones are on other machines binds so on purpose (docs/security.md)."""
+    if config.is_loopback_only():
+        return []
+    bind = config.stack.bind
+    lines = [
+        f"WARNING: stack.bind = {bind} is not a loopback address: the stack will be "
+        "reachable from other machines.",
+        f"WARNING: Redis (no password), AMI, ARI and Prometheus listen on {bind} too, in "
+        "plain text: firewall every port but SIP, RTP and the REST API.",
+    ]
+    if not config.tls.enabled:
+        lines.append(
+            "WARNING: tls.enabled is false: API bearer tokens and SIP signalling cross the "
+            "network in clear text; set [tls] enabled = true."
+        )
+    elif not config.tls.srtp:
+        lines.append(
+            "WARNING: tls.srtp is false: agents' call audio crosses the network unencrypted."
+        )
+    return lines
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -117,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     license_cli.register(sub)
     report_cli.register(sub)
     billing_demo.register(sub)
+    loadtest_cli.register(sub)
     return parser
 
 

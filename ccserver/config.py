@@ -61,6 +61,17 @@ class AsteriskConfig(_Section):
     maxcalls: int = Field(default=400, ge=1, le=100_000)
     sounds_dir: Path = Path("/usr/share/asterisk/sounds/en_US_f_Allison")
     moh_dir: Path = Path("/usr/share/asterisk/moh")
+    app_queue_numbers: list[str] = Field(default_factory=list)
+    """Numbers routed straight to Asterisk's own Queue() (all phones as static members):
+    the baseline `ccserver loadtest` measures ccserver against. Empty in production."""
+
+    @field_validator("app_queue_numbers")
+    @classmethod
+    def _baseline_digits(cls, numbers: list[str]) -> list[str]:
+        for number in numbers:
+            if not number.isdigit():
+                raise ValueError(f"app_queue number {number!r} must be digits only")
+        return numbers
 
     @model_validator(mode="after")
     def _rtp_range(self) -> AsteriskConfig:
@@ -118,6 +129,10 @@ class PhonesConfig(_Section):
     ids: list[str] = Field(default_factory=lambda: [str(n) for n in range(1001, 1006)])
     contact_template: str = "sip:{id}@127.0.0.1:5070"
     contacts: dict[str, str] = Field(default_factory=dict)
+    rtp_timeout_s: int = Field(default=30, ge=0, le=3600)
+    """A phone that sends no audio for this long in a call is taken for gone (crashed
+    softphone, pulled cable): Asterisk hangs its leg up and the caller goes back to the
+    queue in place. 0: never (a vanished phone then holds its caller until they hang up)."""
 
     @field_validator("ids")
     @classmethod
@@ -380,6 +395,39 @@ def _clock(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
+class TlsConfig(_Section):
+    """Optional TLS (docs/security.md), off by default: everything binds loopback, where
+    nobody can listen in. On, Asterisk adds a SIP TLS transport on `sip_port` and the
+    controller serves HTTPS (REST API, /metrics, /healthz); `srtp` also makes agent phones
+    encrypt their media (SDES keys, exchanged inside the TLS signalling)."""
+
+    enabled: bool = False
+    sip_port: Port = _port(5061)
+    srtp: bool = False
+    """Agent endpoints require SRTP (`media_encryption = sdes`): their phones must register
+    over TLS and offer `a=crypto`; a plain RTP offer is refused with 488."""
+    cert_file: Path | None = None
+    """The server certificate (PEM, chain after it); None: a private CA and a certificate
+    are generated into `<run dir>/tls/` at `stack up`. Relative paths are in the run dir."""
+    key_file: Path | None = None
+    ca_file: Path | None = None
+    """The CA that signed `cert_file`, for our own clients (health checks, Prometheus);
+    None with your own certificate: the system's trusted CAs."""
+    names: list[str] = Field(default_factory=list)
+    """Extra host names or IP addresses the generated certificate is valid for (the bind
+    address, 127.0.0.1, ::1 and localhost always are)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("give both tls.cert_file and tls.key_file, or neither")
+        if self.ca_file is not None and self.cert_file is None:
+            raise ValueError("tls.ca_file goes with your own tls.cert_file")
+        if self.srtp and not self.enabled:
+            raise ValueError("tls.srtp needs tls.enabled: SDES keys travel in the signalling")
+        return self
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -392,6 +440,7 @@ class Config(_Section):
     ivr: IvrConfig = IvrConfig()
     license: LicenseConfig = LicenseConfig()
     reports: ReportsConfig = ReportsConfig()
+    tls: TlsConfig = TlsConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
@@ -402,6 +451,8 @@ class Config(_Section):
             "redis.port": self.redis.port,
             "controller.http_port": self.controller.http_port,
         }
+        if self.tls.enabled:
+            ports["tls.sip_port"] = self.tls.sip_port
         seen: dict[int, str] = {}
         for key, port in ports.items():
             if port in seen:

@@ -12,6 +12,7 @@ task running and no half-written record.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from ccserver import licensing, metrics, recovery, seats
+from ccserver import licensing, metrics, recovery, seats, tls
 from ccserver import secrets as secrets_mod
 from ccserver.api.app import make_app
 from ccserver.api.audit import AuditLog
@@ -114,7 +115,7 @@ class Controller:
         async with self.calls.lock:
             if self.calls.acd.device_state(phone, state, time.time()) is not None:
                 await self.calls.dispatch()
-                await self.calls.persist()
+                self.calls.persist_soon()
 
     async def _links(self) -> dict[str, bool]:
         return {
@@ -131,6 +132,8 @@ class Controller:
             "ami_reconnects": self.ami.reconnects,
             "redis": await self.store.ping(),
             "redis_failed_writes": self.store.failed_writes,
+            # degraded: writes buffered in memory until Redis takes them (see store.py)
+            "store": dataclasses.asdict(self.store.stats()),
             **self.calls.summary(),
         }
         return web.json_response(body)
@@ -143,7 +146,12 @@ class Controller:
         app.router.add_get("/metrics", metrics.handler(self.calls, self._links))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.stack.bind, self.config.controller.http_port)
+        site = web.TCPSite(
+            runner,
+            self.config.stack.bind,
+            self.config.controller.http_port,
+            ssl_context=tls.server_context(self.config),  # None: plain HTTP (TLS is off)
+        )
         await site.start()
         self.calls.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         for flow in {id(f): f for f in self.calls.flows.values()}.values():
@@ -165,6 +173,7 @@ class Controller:
             await self.ari.close()
             await self.ami.close()
             self.calls.close()
+            await self.calls.persist()  # what a cancelled `persist_soon` was about to write
             await runner.cleanup()
             await self.calls.http.close()
             await self.history.flush()

@@ -12,6 +12,7 @@ import re
 import time
 from typing import Any
 
+from ccserver import tls
 from ccserver.config import Config
 from ccserver.errors import InputError
 from ccserver.loadtest import sipp
@@ -109,7 +110,7 @@ def run(config: Config, calls: int, rate: float, talk_ms: int) -> int:
     print()
     print("The stack is still running:")
     print(f"  watch the controller   tail -f {stack.run_dir / 'log' / 'controller.log'}")
-    print(f"  its metrics            http://{bind}:{config.controller.http_port}/metrics")
+    print(f"  its metrics            {tls.controller_url(config, '/metrics')}")
     if config.prometheus.enabled:
         print(f"  Prometheus (alerts)    {stack.prometheus_url}/alerts")
     print(f"  Asterisk console       {stack.asterisk_bin} -C {stack.layout.conf} -r")

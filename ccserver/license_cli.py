@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ccserver import config as config_mod
-from ccserver import licensing
+from ccserver import licensing, tls
 from ccserver import secrets as secrets_mod
 from ccserver.errors import CCServerError, ConfigError, InputError
 
@@ -63,14 +63,14 @@ def controller_request(config: config_mod.Config, method: str, path: str) -> dic
             f"no admin token in {secrets_mod.path_in(config.run_dir)}: the stack was never "
             "started here (`ccserver stack up`)"
         ) from None
-    host = config.stack.bind if config.stack.bind not in ("0.0.0.0", "::") else "127.0.0.1"
-    url = f"http://{host}:{config.controller.http_port}{path}"
+    url = tls.controller_url(config, path)
     body = b"" if method == "POST" else None  # an empty POST still says Content-Length: 0
     request = urllib.request.Request(
         url, method=method, headers={"Authorization": f"Bearer {token}"}, data=body
     )
     try:
-        with urllib.request.urlopen(request, timeout=5.0) as response:
+        context = tls.client_context(config)
+        with urllib.request.urlopen(request, timeout=5.0, context=context) as response:
             data: dict[str, Any] = json.loads(response.read() or b"{}")
             return data
     except urllib.error.HTTPError as exc:

@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from ccserver import secrets as secrets_mod
+from ccserver import tls
 from ccserver.config import Config
 from ccserver.errors import StackError
 from ccserver.stack.procs import Proc, require, wait_until
@@ -84,8 +85,9 @@ class Stack:
         )
 
     def controller_health(self) -> dict[str, Any]:
-        url = f"http://{self.config.stack.bind}:{self.config.controller.http_port}/healthz"
-        with urllib.request.urlopen(url, timeout=2.0) as response:
+        url = tls.controller_url(self.config, "/healthz")
+        context = tls.client_context(self.config)
+        with urllib.request.urlopen(url, timeout=2.0, context=context) as response:
             data: dict[str, Any] = json.load(response)
             return data
 
@@ -100,6 +102,7 @@ class Stack:
         )
         # The controller runs with exactly the configuration that rendered Asterisk's files.
         self.effective_config.write_text(self.config.model_dump_json(indent=2))
+        tls.ensure(self.config)  # before the files that name the certificate
         write_asterisk(self.config, secrets, self.layout)
         self._start_redis()
         self._start_asterisk()
@@ -114,12 +117,13 @@ class Stack:
             stopped.append("prometheus")
         if self.controller.stop(timeout=10.0):
             stopped.append("controller")
-        if self.asterisk.pid() is not None:
+        asterisk = self.asterisk.pid()
+        if asterisk is not None:
             stopped.append("asterisk")
             # A clean shutdown first; the SIGTERM of stop() covers the case where it fails.
             with contextlib.suppress(StackError, subprocess.TimeoutExpired):
                 self.asterisk_cli("core stop now", timeout=10.0)
-            self.asterisk.stop(timeout=15.0)
+            self.asterisk.stop(timeout=15.0, known=asterisk)
         if self.redis.stop(timeout=10.0):
             stopped.append("redis")
         return stopped
@@ -236,11 +240,14 @@ class Stack:
                 ok = False
         a = self.config.asterisk
         detail = f"SIP udp {a.sip_port}, ARI http {a.http_port}, AMI {a.ami_port}"
+        if self.config.tls.enabled:
+            detail += f", SIP tls {self.config.tls.sip_port}"
         return PartStatus("asterisk", pid, ok, detail)
 
     def _controller_status(self) -> PartStatus:
         pid = self.controller.pid()
-        detail = f"http {self.config.controller.http_port}"
+        scheme = "https" if self.config.tls.enabled else "http"
+        detail = f"{scheme} {self.config.controller.http_port}"
         ok = False
         if pid is not None:
             try:

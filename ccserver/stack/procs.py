@@ -42,6 +42,7 @@ class Proc:
 
     def pid(self) -> int | None:
         """The running pid, or None when not running (stale pid files are removed)."""
+        _reap()
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -77,9 +78,13 @@ class Proc:
         wait_until(lambda: self.pid() is not None or proc.poll() is not None, 5.0, 0.02)
         return proc.pid
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """SIGTERM, wait, then SIGKILL. Returns True when something was stopped."""
+    def stop(self, timeout: float = 10.0, known: int | None = None) -> bool:
+        """SIGTERM, wait, then SIGKILL. Returns True when something was stopped. `known`
+        is the pid seen before the program was asked to stop itself: it may have removed
+        its pid file already while it is still shutting down."""
         pid = self.pid()
+        if pid is None and known is not None and _alive(known):
+            pid = known
         if pid is None:
             return False
         _signal(pid, signal.SIGTERM)
@@ -99,6 +104,15 @@ class Proc:
 def _signal(pid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
+
+
+def _reap() -> None:
+    """Collect our children that have exited: a program may remove its own pid file as it
+    stops (Asterisk does), after which nothing else would poll it and Python would warn
+    at exit that it is "still running"."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
 
 
 def _alive(pid: int) -> bool:

@@ -10,9 +10,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ccserver import tls
 from ccserver.config import Config
 from ccserver.errors import StackError
 from ccserver.secrets import Secrets
+from ccserver.telephony.ami import WATCHED_EVENTS
 
 _PLACEHOLDER = re.compile(r"\{\{([a-z_]+)\}\}")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,6 +108,8 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
                 "id": agent_id,
                 "contact": config.phones.contact(agent_id),
                 "password": secrets.agent_passwords[agent_id],
+                "media_encryption": SRTP_LINES if config.tls.srtp else "",
+                "rtp_timeout": str(config.phones.rtp_timeout_s),
             },
             "agent.conf.part",
         )
@@ -115,7 +119,13 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
         f"exten => {number},1,Goto(ccserver-hotline,${{EXTEN}},1)"
         for number in config.hotline.numbers
     )
+    baseline = "\n".join(
+        f"exten => {number},1,Goto(ccserver-app-queue,${{EXTEN}},1)"
+        for number in config.asterisk.app_queue_numbers
+    )
     return {
+        "app_queue_extens": baseline,
+        "app_queue_queue": app_queue_queue(config),
         "etc_dir": str(layout.etc),
         "mod_dir": str(prefix / "lib" / "asterisk" / "modules"),
         "lib_dir": str(layout.lib),
@@ -136,13 +146,71 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
         "ari_password": secrets.ari_password,
         "ami_user": secrets.ami_user,
         "ami_secret": secrets.ami_secret,
+        "ami_events": "|".join(WATCHED_EVENTS),
         "caller_match": config.stack.bind,
         "agent_endpoints": agents,
+        "tls_transport": tls_transport(config),
         "hotline_extens": hotline,
         "app": config.controller.app,
         "fallback_tries": str(FALLBACK_TRIES),
         "fallback_wait_s": str(FALLBACK_WAIT_S),
     }
+
+
+def app_queue_queue(config: Config) -> str:
+    """queues.conf's `baseline` queue for `asterisk.app_queue_numbers` (empty without them):
+    every phone a static member, set up as close to ccserver's routing as app_queue goes —
+    leastrecent is longest-idle, no wrap-up, a busy phone is not rung, no announcements."""
+    if not config.asterisk.app_queue_numbers:
+        return ""
+    members = "".join(f"member => PJSIP/{phone}\n" for phone in config.phones.ids)
+    return (
+        "[baseline]\n"
+        "strategy = leastrecent\n"
+        "ringinuse = no\n"
+        f"timeout = {config.controller.ring_timeout_s}\n"
+        "retry = 1\n"
+        "wrapuptime = 0\n"
+        "autofill = yes\n"
+        "joinempty = yes\n"
+        "leavewhenempty = no\n"
+        f"musicclass = {config.controller.moh_class}\n"
+        "announce-frequency = 0\n"
+        "announce-holdtime = no\n"
+        "announce-position = no\n"
+        "periodic-announce-frequency = 0\n"
+        "reportholdtime = no\n"
+        f"{members}"
+    )
+
+
+SRTP_LINES = """\
+; tls.srtp: media is SRTP with SDES keys; a plain RTP offer is refused (488).
+media_encryption = sdes
+media_encryption_optimistic = no
+"""
+
+
+def tls_transport(config: Config) -> str:
+    """The PJSIP TLS transport section when TLS is on (the files exist by then: `stack up`
+    calls `tls.ensure` first), else nothing."""
+    if not config.tls.enabled:
+        return ""
+    found = tls.files(config)
+    lines = [
+        "; tls.enabled: SIP over TLS for softphones (docs/security.md).",
+        "[transport-tls]",
+        "type = transport",
+        "protocol = tls",
+        f"bind = {config.stack.bind}:{config.tls.sip_port}",
+        f"cert_file = {found.cert}",
+        f"priv_key_file = {found.key}",
+        *([f"ca_list_file = {found.ca}"] if found.ca else []),
+        "method = tlsv1_2",  # pjproject's default here is TLS 1.0, which clients refuse
+        "verify_client = no",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def _link(link: Path, target: Path) -> None:
@@ -186,7 +254,27 @@ def prometheus_conf(config: Config) -> str:
         "asterisk_target": f"{bind}:{config.asterisk.http_port}",
         "rules_dir": str(PROMETHEUS_DIR / "rules"),
     }
-    return fill(template, values, "prometheus.yml.tmpl")
+    return _scrape_controller_over_tls(config, fill(template, values, "prometheus.yml.tmpl"))
+
+
+def _scrape_controller_over_tls(config: Config, rendered: str) -> str:
+    """With TLS on the controller answers HTTPS only: its scrape job switches to https and
+    verifies against the CA in use (Asterisk's own /metrics stays plain, on loopback)."""
+    if not config.tls.enabled:
+        return rendered
+    target = re.escape(f'["{config.stack.bind}:{config.controller.http_port}"]')
+    job = re.compile(rf"( +)scheme: http\n(\s+static_configs:\n\s+- targets: {target}\n)")
+    ca = tls.files(config).ca
+
+    def https(m: re.Match[str]) -> str:
+        indent = m.group(1)
+        verify = f"{indent}tls_config:\n{indent}  ca_file: {ca}\n" if ca else ""
+        return f"{indent}scheme: https\n{verify}{m.group(2)}"
+
+    patched, found = job.subn(https, rendered)
+    if found != 1:
+        raise StackError("prometheus.yml.tmpl: the ccserver job's `scheme: http` line is gone")
+    return patched
 
 
 def redis_conf(config: Config, directory: Path) -> str:

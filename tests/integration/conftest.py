@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -21,34 +20,14 @@ from typing import Any
 import pytest
 
 from ccserver import config as config_mod
-from ccserver import licensing
+from ccserver import licensing, tls
 from ccserver import secrets as secrets_mod
 from ccserver.loadtest import sipp
+from ccserver.loadtest.privstack import free_port
 from ccserver.stack import Stack
 from ccserver.store import CALL_KEY, CALLS_KEY
 
 _rtp_block = count()
-
-
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free for both TCP and UDP on 127.0.0.1 right now (from the ephemeral range,
-    so never inside the RTP blocks below), and never one handed out before in this run:
-    the kernel may offer a just-released port again."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
 
 
 @dataclass
@@ -152,13 +131,14 @@ class LiveStack:
         self, method: str, path: str, body: dict[str, Any] | None = None, token: str = "admin"
     ) -> tuple[int, Any]:
         """One REST API request with the named token; returns (status, JSON body)."""
-        url = f"http://127.0.0.1:{self.config.controller.http_port}/api/v1{path}"
+        url = tls.controller_url(self.config, f"/api/v1{path}")
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.secrets().api_tokens[token]}")
         request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:
+            context = tls.client_context(self.config)
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
@@ -188,8 +168,9 @@ class LiveStack:
 
     def metrics(self) -> dict[str, float]:
         """The controller's /metrics, as {sample with its labels: value}."""
-        url = f"http://127.0.0.1:{self.config.controller.http_port}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
+        url = tls.controller_url(self.config, "/metrics")
+        context = tls.client_context(self.config)
+        with urllib.request.urlopen(url, timeout=10, context=context) as response:
             text = response.read().decode()
         samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in "#")
         return {name: float(value) for name, value in samples}
@@ -250,12 +231,15 @@ def start_stack(
     hotline: list[str] | None = None,
     ivr: dict[str, Any] | None = None,
     prometheus: bool = False,
+    tls: dict[str, Any] | None = None,
+    phones: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
     `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone);
     `ivr` the IVR section (default: no flows, so calls go straight to their queue);
-    `prometheus` starts the stack's Prometheus too (off by default: it costs a second)."""
+    `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
+    `tls` is the `[tls]` section (default: off); `phones` adds to the phones section."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -278,11 +262,12 @@ def start_stack(
         "redis": {"port": free_port()},
         "prometheus": {"enabled": prometheus, "port": free_port()},
         "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
-        "phones": {"ids": sorted(contacts), "contacts": contacts},
+        "phones": {"ids": sorted(contacts), "contacts": contacts, **(phones or {})},
         "acd": acd if acd is not None else ONE_QUEUE,
         "hotline": {"numbers": hotline or ["95598"]},
         "ivr": ivr if ivr is not None else {"flows_dir": str(no_flows)},
         "license": {"trusted_keys": [str(tmp / "keys" / "vendor.pub")]},
+        "tls": tls or {},
     }
     config = config_mod.Config.model_validate(data)
     # Room for every test's agents and callers; the licensing tests install their own.
