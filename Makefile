@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration bench-router lint stop \
-	status clean
+.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router lint \
+	stop status clean
 
 setup: system asterisk venv
 
@@ -36,6 +36,11 @@ test-integration: setup
 # Compiled vs pure router on seeded workloads; prints the figures, writes JSON.
 bench-router: venv
 	$(PY) tests/bench/bench_router.py --json tests/bench/results/router.json
+
+# ccserver vs Asterisk's app_queue under the same SIPp load, plus the capacity search
+# (a private stack; about 7 minutes). Not part of `make test`.
+bench: setup
+	$(PY) tests/bench/bench_vs_app_queue.py
 
 lint: venv
 	$(VENV)/bin/ruff check ccserver acd_core tests

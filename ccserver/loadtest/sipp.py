@@ -20,6 +20,14 @@ from ccserver.errors import InputError
 from ccserver.loadtest import dtmf
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "sipp_scenarios"
+IVR_MIX_95598 = SCENARIOS / "ivr_mix_95598.csv"
+"""The default branch mix of callers walking the 95598 flow (see load_caller.xml)."""
+TIMING_SUFFIX = ".timing.log"
+"""Per-event timing lines (SIPp `<log>` actions) of a process named `<name>` go to
+`<name>.timing.log` in its work dir; `ccserver.loadtest.timing.collect` reads them."""
+TALK_AUDIO = "agent-talk.pcmu"
+"""What agents' phones send while talking (agent_*.xml `rtp_stream`, a path relative to the
+work dir SIPp runs in): one second of PCMU silence, looped."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class Sipp:
         self.stat_file = work_dir / f"{name}.stat.csv"
         self.error_file = work_dir / f"{name}.errors.log"
         self.log_file = work_dir / f"{name}.log"
+        self.timing_file = work_dir / f"{name}{TIMING_SUFFIX}"
         work_dir.mkdir(parents=True, exist_ok=True)
         self.argv = (
             ["sipp"]
@@ -100,7 +109,7 @@ class Sipp:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Sipp:
-        for stale in (self.stat_file, self.error_file):
+        for stale in (self.stat_file, self.error_file, self.timing_file):
             stale.unlink(missing_ok=True)
         with open(self.log_file, "wb") as log:
             self._proc = subprocess.Popen(
@@ -204,6 +213,7 @@ def agents(
         scenario, keys = "agent_refer.xml", ["-key", "refer_to", refer_to]
     else:
         scenario, keys = ("agent_answer.xml" if answer else "agent_noanswer.xml"), []
+    _talk_audio(work_dir)
     return Sipp(
         scenario,
         work_dir=work_dir,
@@ -292,3 +302,160 @@ def _with_keys(
         remote=target,
         extra=[*extra, "-s", dial, "-m", "1", "-timeout", "90"],
     )
+
+
+def load_callers(
+    work_dir: Path,
+    *,
+    target: str,
+    service: str,
+    run: str,
+    calls: int,
+    rate: float,
+    limit: int,
+    local_port: int,
+    media_port: int,
+    name: str,
+    mix: Path | None = None,
+    abandon_wait_ms: tuple[int, int] | None = None,
+) -> Sipp:
+    """A SIPp UAC for load runs (load_caller.xml): `calls` calls c<run>-<n> to `service` at
+    `rate` calls/s, `limit` at once. With `mix` (an injection CSV of IVR key steps, e.g.
+    IVR_MIX_95598) each caller walks the IVR along its row; with `abandon_wait_ms` each
+    hangs up after a uniform random wait in that range counted from the answer, unless the
+    far end hung up first. Every caller logs its timing to `<name>.timing.log`."""
+    if calls < 1 or rate <= 0 or limit < 1:
+        raise InputError(f"load callers: calls {calls}, rate {rate}, limit {limit} must be > 0")
+    low, high = _range("abandon wait", abandon_wait_ms) if abandon_wait_ms else (0, 0)
+    if mix is None:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        mix = work_dir / f"{name}.direct.csv"
+        mix.write_text("SEQUENTIAL\ndirect;;0;;0;;0;\n", encoding="latin-1")
+    elif not mix.is_file():
+        raise InputError(f"IVR mix {mix}: no such file (rows: branch;queue;wait;keys;...)")
+    # Room for the longest IVR walk and wait (180 s) of the last call placed.
+    bound = int(calls / rate) + 300
+    return Sipp(
+        "load_caller.xml",
+        work_dir=work_dir,
+        name=name,
+        local_port=local_port,
+        media_port=media_port,
+        remote=target,
+        extra=[
+            "-s",
+            service,
+            "-key",
+            "run",
+            run,
+            "-key",
+            "abandon_min",
+            str(low),
+            "-key",
+            "abandon_max",
+            str(high),
+            "-inf",
+            str(mix.resolve()),
+            "-m",
+            str(calls),
+            "-r",
+            str(rate),
+            "-l",
+            str(limit),
+            "-timeout",
+            str(bound),
+            "-timeout_error",
+            *_timing(work_dir, name),
+        ],
+    )
+
+
+def agent_pool(
+    work_dir: Path, *, port: int, media_port: int, talk_ms: tuple[int, int], name: str
+) -> Sipp:
+    """A SIPp UAS (agent_pool.xml) answering for every agent whose static contact points at
+    `port`; each call talks (sending RTP) for a uniform random time in `talk_ms`, then the
+    agent hangs up. Every call logs its timing, keyed by the caller's number."""
+    low, high = _range("talk time", talk_ms)
+    _talk_audio(work_dir)
+    return Sipp(
+        "agent_pool.xml",
+        work_dir=work_dir,
+        name=name,
+        local_port=port,
+        media_port=media_port,
+        extra=[
+            "-key",
+            "talk_min",
+            str(low),
+            "-key",
+            "talk_max",
+            str(high),
+            *_timing(work_dir, name),
+        ],
+    )
+
+
+def registrations(
+    work_dir: Path,
+    *,
+    target: str,
+    phones: dict[str, str],
+    local_port: int,
+    media_port: int,
+    name: str,
+) -> Sipp:
+    """A SIPp UAC (register.xml) registering each phone id once with digest auth (password
+    from `phones`), then unregistering it, so agents' static contacts stay their only ones."""
+    if not phones:
+        raise InputError("registrations: no phones given")
+    rows = ["SEQUENTIAL"]
+    for phone, password in sorted(phones.items()):
+        if not phone or any(c in phone + password for c in " \t;[]\r\n"):
+            raise InputError(f"phone {phone!r}: ids and passwords cannot hold ; [ ] or spaces")
+        rows.append(f"{phone};[authentication username={phone} password={password}]")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    csv_file = work_dir / f"{name}.phones.csv"
+    csv_file.write_text("\n".join(rows) + "\n", encoding="latin-1")
+    return Sipp(
+        "register.xml",
+        work_dir=work_dir,
+        name=name,
+        local_port=local_port,
+        media_port=media_port,
+        remote=target,
+        extra=[
+            "-inf",
+            str(csv_file),
+            "-m",
+            str(len(phones)),
+            "-r",
+            "50",
+            "-l",
+            "100",
+            "-timeout",
+            str(len(phones) // 50 + 60),
+            "-timeout_error",
+            *_timing(work_dir, name),
+        ],
+    )
+
+
+def _range(what: str, bounds: tuple[int, int]) -> tuple[int, int]:
+    low, high = bounds
+    if not 0 <= low <= high or high == 0:
+        raise InputError(f"{what} {low}-{high} ms: give 0 <= min <= max, max > 0")
+    return low, high
+
+
+def _timing(work_dir: Path, name: str) -> list[str]:
+    return ["-trace_logs", "-log_file", str(work_dir / f"{name}{TIMING_SUFFIX}")]
+
+
+def _talk_audio(work_dir: Path) -> None:
+    """Write the agents' talk audio: 8000 bytes of PCMU silence (0xFF), one second at
+    8 kHz; SIPp loops it for as long as the call lasts."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    audio = work_dir / TALK_AUDIO
+    if not audio.exists():
+        audio.write_bytes(b"\xff" * 8000)
