@@ -627,9 +627,9 @@ class CallCenter:
         """Persist within `PERSIST_COALESCE_S`: the ACD state after a call event, a phone's
         state change or a timer. Under load events come every few milliseconds and each
         full snapshot costs the controller more than the event itself, so they are
-        coalesced; a reservation is still written through before the phone rings
-        (`dispatch`), and a controller killed inside the window is reconciled with
-        Asterisk's channels on restart like any other change it did not live to save."""
+        coalesced; a reservation is still written as its phone rings (`dispatch`), and a
+        controller killed inside the window is reconciled with Asterisk's channels on
+        restart like any other change it did not live to save."""
         if self._persist_pending is None or self._persist_pending.done():
             self._persist_pending = self.spawn(self._persist_later(), "acd-persist")
 
