@@ -94,24 +94,8 @@ def build_config(
         for phone in phones
     }
     if plan.ivr:
-        acd: dict[str, Any] = {
-            "queues": [
-                {
-                    "name": q,
-                    "skills": {q: 1},
-                    "wrap_up_s": 0.0,
-                    **({"priority": 10} if q == "repair" else {}),
-                }
-                for q in IVR_QUEUES
-            ],
-            "announce_every_s": 0.0,
-        }
-        ivr: dict[str, Any] = {
-            "flows_dir": str(FLOWS),
-            "billing_url": f"http://127.0.0.1:{billing_port}",
-            # SIPp callers press no survey keys: the survey would hold each line ~55 s.
-            "survey": False,
-        }
+        # SIPp callers press no survey keys: the survey would hold each line ~55 s.
+        acd, ivr = ivr_center(f"http://127.0.0.1:{billing_port}", survey=False)
     else:
         no_flows = run_dir.parent / "no-flows"
         no_flows.mkdir(parents=True, exist_ok=True)
@@ -145,6 +129,41 @@ def build_config(
         "license": {"trusted_keys": [str(run_dir.parent / "keys" / "vendor.pub")]},
     }
     return config_mod.Config.model_validate(data)
+
+
+def ivr_center(billing_url: str, *, survey: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The 95598 center as the shipped flow expects it: one queue per branch (repair at
+    priority 10), no position announcements, the flows of `ivr_flows/` looking bills up at
+    `billing_url`. Returns the `acd` and `ivr` config sections."""
+    acd = {
+        "queues": [
+            {
+                "name": q,
+                "skills": {q: 1},
+                "wrap_up_s": 0.0,
+                **({"priority": 10} if q == "repair" else {}),
+            }
+            for q in IVR_QUEUES
+        ],
+        "announce_every_s": 0.0,
+    }
+    return acd, {"flows_dir": str(FLOWS), "billing_url": billing_url, "survey": survey}
+
+
+@contextlib.contextmanager
+def billing_demo(port: int, log: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """`ccserver billing-demo` on `port` (the backend the 95598 flow looks accounts up in)
+    for the duration of the block."""
+    with contextlib.ExitStack() as cleanup:
+        out = cleanup.enter_context(open(log, "wb")) if log else subprocess.DEVNULL
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccserver", "billing-demo", "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        cleanup.callback(_stop, proc)
+        yield proc
 
 
 def install_license(config: config_mod.Config, keys: Path, plan: Plan) -> None:
@@ -212,14 +231,7 @@ def started(base: config_mod.Config, out: Path, plan: Plan) -> Iterator[PrivateS
     stack = Stack(config)
     with contextlib.ExitStack() as cleanup:
         if plan.ivr:
-            log = cleanup.enter_context(open(out / "billing-demo.log", "wb"))
-            billing = subprocess.Popen(
-                [sys.executable, "-m", "ccserver", "billing-demo", "--port", str(billing_port)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            cleanup.callback(_stop, billing)
+            cleanup.enter_context(billing_demo(billing_port, out / "billing-demo.log"))
         cleanup.callback(stack.down)
         stack.up()
         yield PrivateStack(stack, list(zip(pool_ports, phone_pools(plan), strict=True)))

@@ -4,51 +4,27 @@ reads the route taken from the controller's call record."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ccserver.loadtest import privstack
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack
 
 pytestmark = pytest.mark.integration
-FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
-QUEUES = ["general", "billing", "repair", "business", "complaints"]
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     port = free_port()
-    billing = subprocess.Popen(
-        [sys.executable, "-m", "ccserver", "billing-demo", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        acd = {
-            "queues": [
-                {
-                    "name": q,
-                    "skills": {q: 1},
-                    "wrap_up_s": 0.0,
-                    **({"priority": 10} if q == "repair" else {}),
-                }
-                for q in QUEUES
-            ],
-            "announce_every_s": 0.0,
-        }
-        ivr = {"flows_dir": str(FLOWS), "billing_url": f"http://127.0.0.1:{port}"}
+    acd, ivr = privstack.ivr_center(f"http://127.0.0.1:{port}")
+    with privstack.billing_demo(port):
         yield from start_stack(
             tmp_path_factory.mktemp("ivr"), {"answer": ["1001"]}, acd=acd, ivr=ivr
         )
-    finally:
-        billing.terminate()
-        billing.wait(timeout=10)
 
 
 def _call(live: LiveStack, keys: list[str | int], talk_ms: int = 1000) -> dict[str, Any]:

@@ -4,19 +4,15 @@ in range while sending RTP, softphones register, and the timing logs join per ca
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ccserver.loadtest import sipp, timing
+from ccserver.loadtest import privstack, sipp, timing
 from tests.integration.conftest import LiveStack, free_port, start_stack
 
 pytestmark = pytest.mark.integration
-FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
-QUEUES = ["general", "billing", "repair", "business", "complaints"]
 TALK_MS = (1000, 2500)
 ABANDON_MS = (1500, 3500)
 
@@ -24,23 +20,11 @@ ABANDON_MS = (1500, 3500)
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     port = free_port()
-    billing = subprocess.Popen(
-        [sys.executable, "-m", "ccserver", "billing-demo", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        acd = {
-            "queues": [{"name": q, "skills": {q: 1}, "wrap_up_s": 0.0} for q in QUEUES],
-            "announce_every_s": 0.0,
-        }
-        # No survey: a caller's call ends when the agent hangs up.
-        ivr = {"flows_dir": str(FLOWS), "billing_url": f"http://127.0.0.1:{port}", "survey": False}
-        pools = {"a": ["1001", "1002", "1003"], "b": ["1004", "1005"]}
+    # No survey: a caller's call ends when the agent hangs up.
+    acd, ivr = privstack.ivr_center(f"http://127.0.0.1:{port}", survey=False)
+    pools = {"a": ["1001", "1002", "1003"], "b": ["1004", "1005"]}
+    with privstack.billing_demo(port):
         yield from start_stack(tmp_path_factory.mktemp("loadsc"), pools, acd=acd, ivr=ivr)
-    finally:
-        billing.terminate()
-        billing.wait(timeout=10)
 
 
 def quick_mix(target: Path) -> list[list[str]]:
