@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 from ccserver.errors import CCServerError
@@ -42,6 +43,16 @@ class PromptError(CCServerError):
     exit_code = 1
 
 
+def unspeakable(text: str) -> str | None:
+    """Why `text` cannot be handed to espeak-ng on its command line, or None: a control
+    character other than a line break or tab (a NUL cannot be in an argument at all), or
+    half of a surrogate pair (it has no UTF-8 form)."""
+    for char in text:
+        if char not in "\n\r\t" and unicodedata.category(char) in ("Cc", "Cs"):
+            return f"the text has a character that cannot be spoken (U+{ord(char):04X})"
+    return None
+
+
 class Prompts:
     """Generates and caches prompts under `cache_dir` (the run dir's `sounds/prompts`)."""
 
@@ -52,6 +63,9 @@ class Prompts:
     def path(self, text: str, language: str = DEFAULT_LANGUAGE) -> Path:
         """The WAV file speaking `text`, generated on first use."""
         voice = _voice(language)
+        problem = unspeakable(text)
+        if problem is not None:
+            raise PromptError(problem)
         digest = hashlib.sha256(f"{_RECIPE}\0{voice}\0{text}".encode()).hexdigest()[:32]
         target = self.cache_dir / f"{digest}.wav"
         if not target.exists():

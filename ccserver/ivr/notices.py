@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from ccserver.errors import CCServerError, InputError
 from ccserver.logs import log
-from ccserver.prompts import Prompts
+from ccserver.prompts import Prompts, unspeakable
 
 logger = logging.getLogger("ccserver.ivr")
 
@@ -54,6 +54,10 @@ class NoticeInput(BaseModel):
     def _spoken(self) -> NoticeInput:
         if not self.text.strip() or (self.text_en is not None and not self.text_en.strip()):
             raise ValueError("a notice needs words to speak, not only spaces")
+        for name, text in (("text", self.text), ("text_en", self.text_en)):
+            problem = unspeakable(text or "")
+            if problem is not None:
+                raise ValueError(f"{name}: {problem}")
         if isinstance(self.scope, list) and not self.scope:
             raise ValueError('scope: give "all" or at least one caller-number prefix')
         return self

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr.notices import KEY, NoticeBoard
-from ccserver.prompts import Prompts
+from ccserver.prompts import PromptError, Prompts
 
 NOW = dt.datetime(2025, 7, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 HOUR = dt.timedelta(hours=1)
@@ -75,6 +75,8 @@ async def test_deleting_withdraws_a_notice_at_once(redis: Redis, prompts: Prompt
     [
         ({"text": ""}, "text: String should have at least 1 character"),
         ({"text": "   "}, "a notice needs words to speak"),
+        ({"text": "停电\x00"}, "text: the text has a character that cannot be spoken (U+0000)"),
+        ({"text_en": "\ud800 outage"}, "text_en: Input should be a valid string"),
         ({"ends_at": "2025-07-01T10:00:00"}, "ends_at: give the time with its offset"),
         ({"ends_at": (NOW - HOUR).isoformat()}, "ends_at: must be after starts_at"),
         (
@@ -97,6 +99,13 @@ async def test_invalid_notices_are_refused_with_the_field_named(
     assert message in caught.value.message
     assert caught.value.slug == "input-invalid"
     assert await redis.hlen(KEY) == 0
+
+
+@pytest.mark.parametrize("text", ["停电\x00", "\x07", "\udc80"])
+def test_a_prompt_espeak_cannot_take_is_refused_before_it_runs(prompts: Prompts, text: str) -> None:
+    with pytest.raises(PromptError, match="cannot be spoken") as caught:
+        prompts.path(text)
+    assert caught.value.slug == "prompt-failed"
 
 
 async def test_a_notice_without_an_end_is_refused(redis: Redis, prompts: Prompts) -> None:
