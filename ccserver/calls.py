@@ -339,6 +339,8 @@ class CallCenter:
         if call.state in ("ended", *CALLBACK_STATES):
             return  # a callback's caller hung up on purpose; the call lives on
         outcome, hangup_by = CALLER_GONE.get(call.state, ("abandoned", "caller"))
+        if call.state == "ivr" and call.queue is not None:  # see FlowChannel.connecting
+            outcome, hangup_by = "abandoned", "caller"
         await self.finish(call, outcome, hangup_by=call.hangup_by or hangup_by)
         log(logger, "call.caller_hangup", call=call.id, cause=cause)
 

@@ -78,6 +78,9 @@ class LiveChannel:
         except ChannelGone:
             raise CallerGone(self.call_id) from None
 
+    def connecting(self, queue: str, priority: int) -> None:
+        self.call.queue, self.call.priority = queue, priority
+
     async def queue(self, request: QueueRequest) -> QueueResult:
         """Wait in `request.queue` and talk; back when the talk or the wait is over."""
         call = self.call
@@ -160,7 +163,13 @@ async def run(center: CallCenter, call: Call) -> None:
     if call.handled_by is None and record.queue is None:
         call.handled_by = "ivr"
         metrics.IVR_SELF_SERVICE.inc()
-    if record.callback is not None and call.state == "ivr":
+    if call.state == "ended":
+        # The caller hung up during the flow, and the call was closed (and written) while
+        # the flow was still unwinding: write it again with the route it took.
+        await center.store.save_call(call.record())
+        if center.history is not None:
+            center.history.save_call(call.record())
+    elif record.callback is not None and call.state == "ivr":
         await _callback(center, call, record.callback)
     elif call.state in ("ivr", "survey"):
         call.hangup_by = "ivr" if call.state == "ivr" else call.hangup_by

@@ -430,9 +430,11 @@ class Session:
         return result
 
     async def _queue_node(self, node: QueueNode) -> str | None:
-        await self._play(await self._media(node.prompt))
         queue = node.queue or self.queue or self.default_queue
         priority = node.priority if node.priority is not None else self.priority or 0
+        self.record.queue, self.record.priority = queue, priority
+        self.channel.connecting(queue, priority)
+        await self._play(await self._media(node.prompt))
         result = await self._enqueue(queue, priority)
         if result.outcome != "agent-hangup":
             return None  # the caller left, or the queue ended the call (callback, overflow)

@@ -225,6 +225,8 @@ def agents(
 
 
 KEYS_MARK = "<!-- KEYS -->"
+HANG_UP = "hangup"
+"""A step of `caller_keys`: the caller hangs up there (caller_keys.xml's `hangup` label)."""
 
 
 def phone_keys(
@@ -258,7 +260,8 @@ def caller_keys(
     media_port: int,
     name: str,
 ) -> Sipp:
-    """One hotline caller (number c<run>-1) who presses `keys` as in `phone_keys`."""
+    """One hotline caller (number c<run>-1) who presses `keys` as in `phone_keys`, and may
+    hang up: a `HANG_UP` step ends the call from the caller's side."""
     extra = ["-key", "run", run]
     return _with_keys(
         "caller_keys.xml", work_dir, target, dial, keys, local_port, media_port, name, extra
@@ -282,6 +285,9 @@ def _with_keys(
     for key in keys:
         if isinstance(key, int):
             steps.append(f'<pause milliseconds="{key}"/>')
+            continue
+        if key == HANG_UP and template_name == "caller_keys.xml":
+            steps.append('<nop next="hangup"/>')
             continue
         for char in key:
             if char not in dtmf.EVENTS:

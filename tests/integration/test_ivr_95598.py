@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccserver.loadtest import privstack
+from ccserver.loadtest import privstack, sipp
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack
 
@@ -63,6 +63,31 @@ def test_fault_repair_is_queued_with_high_priority_and_answered(live: LiveStack)
     assert (record["queue"], record["priority"], record["agent"]) == ("repair", 10, "1001")
     assert route["queue_outcome"] == "agent-hangup"
     assert record["outcome"] == "completed" and record["hangup_by"] == "agent"
+
+
+def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
+    live: LiveStack,
+) -> None:
+    # 2 (typed ahead during the 8.5 s welcome): fault repair; the caller hangs up about 2.5 s
+    # into the 6.4 s "connecting you to fault repair".
+    run = live.next_run()
+    stats = live.caller_keys(run, [1500, "2", 9500, sipp.HANG_UP]).start().wait(timeout=60)
+    assert (stats.successful, stats.failed) == (1, 0)
+    # The route is in the record once the flow has unwound (it may be written after the end).
+    assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)
+    (record,) = live.records(run, expected=1)
+    assert (record["queue"], record["priority"]) == ("repair", 10)
+    assert (record["outcome"], record["hangup_by"], record["handled_by"]) == (
+        "abandoned",
+        "caller",
+        None,
+    )
+    assert (record["queued_at"], record["wait_s"]) == (None, None)
+    route = record["ivr_route"]
+    assert route["route"][-1] == "repair_queue" and route["agent"] is None
+    # The hang-up stops the prompt (PlaybackFinished comes before StasisEnd), so the flow
+    # may have gone on to the queue step and found the caller gone there.
+    assert route["queue"] == "repair" and route["queue_outcome"] in (None, "caller-hangup")
 
 
 def test_the_survey_after_the_agent_hangs_up_stores_the_score(live: LiveStack) -> None:

@@ -55,11 +55,18 @@ class ScriptedChannel:
     queued: list[QueueRequest] = field(default_factory=list)
     transferred: list[str] = field(default_factory=list)
     hung_up: bool = False
+    connecting_to: list[tuple[str, int]] = field(default_factory=list)
     fail_play: Exception | None = None
+    gone_at_play: int | None = None
+    """The caller hangs up while the n-th prompt (1-based) plays."""
 
     async def play(self, media: list[str], *, interruptible: bool) -> str:
         if self.fail_play is not None:
             raise self.fail_play
+        if self.gone_at_play is not None:
+            self.gone_at_play -= 1
+            if self.gone_at_play == 0:
+                raise CallerGone()
         self.played += media
         if interruptible and self.keys and self.keys[0].startswith("!"):
             return self.keys.pop(0)[1:]
@@ -77,6 +84,9 @@ class ScriptedChannel:
         if not self.keys:
             raise CallerGone()
         return first + self.keys.pop(0)
+
+    def connecting(self, queue: str, priority: int) -> None:
+        self.connecting_to.append((queue, priority))
 
     async def queue(self, request: QueueRequest) -> QueueResult:
         self.queued.append(request)
@@ -233,6 +243,17 @@ async def test_a_caller_hanging_up_in_the_menu_ends_the_flow(
     channel = ScriptedChannel([])
     record: FlowRecord = await call(channel)
     assert record.outcome == "caller-hangup" and record.queue is None and not channel.queued
+
+
+async def test_a_caller_hanging_up_while_being_connected_had_asked_for_the_queue(
+    call: Call,
+) -> None:
+    """Not self-service: the choice is recorded though the caller never reached the queue."""
+    channel = ScriptedChannel(["!2"], gone_at_play=3)  # welcome, menu, "connecting you"
+    record: FlowRecord = await call(channel)
+    assert (record.outcome, record.queue, record.priority) == ("caller-hangup", "repair", 10)
+    assert record.queue_outcome is None and not channel.queued
+    assert channel.connecting_to == [("repair", 10)]
 
 
 # --- 1: self-service -----------------------------------------------------------------------
