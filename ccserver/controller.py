@@ -124,12 +124,14 @@ class Controller:
             "redis": await self.store.ping(),
         }
 
+    def _reconnects(self) -> dict[str, int]:
+        return {"ari": self.ari.reconnects, "ami": self.ami.reconnects}
+
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
             "ami": self.ami.up,
-            "ari_reconnects": self.ari.reconnects,
-            "ami_reconnects": self.ami.reconnects,
+            **{f"{link}_reconnects": n for link, n in self._reconnects().items()},
             "redis": await self.store.ping(),
             "redis_failed_writes": self.store.failed_writes,
             # degraded: writes buffered in memory until Redis takes them (see store.py)
@@ -143,7 +145,7 @@ class Controller:
         app = make_app(DeskBackend(self.calls), self.api_tokens, audit)
         app.router.add_get("/healthz", self._healthz)
         metrics.declare(q.name for q in self.config.acd.queues)
-        app.router.add_get("/metrics", metrics.handler(self.calls, self._links))
+        app.router.add_get("/metrics", metrics.handler(self.calls, self._links, self._reconnects))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(

@@ -98,6 +98,12 @@ ROUTING = _histogram(
 ARI_REQUEST = _histogram(
     "ccserver_ari_request_seconds", "ARI REST requests.", FAST_BUCKETS, ("method",)
 )
+RESYNC = _histogram(
+    "ccserver_resync_seconds",
+    "Rebuilding the calls (from Redis at start) and reconciling them with Asterisk's channels "
+    "after an ARI (re)connection; no call is routed meanwhile.",
+    (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 EWT_ERROR = _histogram(
     "ccserver_ewt_error_seconds",
     "|expected wait quoted at entry - actual wait| of answered calls.",
@@ -177,8 +183,9 @@ def answered(
 class CenterCollector(Collector):
     """The state gauges, read from the call center when Prometheus scrapes."""
 
-    def __init__(self, center: CallCenter) -> None:
+    def __init__(self, center: CallCenter, reconnects: Reconnects) -> None:
         self.center = center
+        self.reconnects = reconnects
         self.links: dict[str, bool] = {}  # refreshed by the scrape handler (async checks)
         self.notices_active = 0
 
@@ -223,6 +230,14 @@ class CenterCollector(Collector):
             ("redis", "Redis answers."),
         ):
             yield GaugeMetricFamily(f"ccserver_{name}_up", doc, value=int(self.links.get(name, 0)))
+        lost = CounterMetricFamily(
+            "ccserver_link_reconnects",
+            "Times a link to Asterisk was lost or a try to connect it failed (each retry counts).",
+            labels=["link"],
+        )
+        for link, count in sorted(self.reconnects().items()):
+            lost.add_metric([link], count)
+        yield lost
 
     def _license(self) -> Iterator[Metric]:
         usage = self.center.acd.ledger.usage()
@@ -304,12 +319,16 @@ def store_families(stats: StoreStats) -> Iterator[Metric]:
 
 
 Links = Callable[[], Awaitable[dict[str, bool]]]
+Reconnects = Callable[[], dict[str, int]]
 
 
-def handler(center: CallCenter, links: Links) -> Callable[[web.Request], Awaitable[web.Response]]:
+def handler(
+    center: CallCenter, links: Links, reconnects: Reconnects
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     """The `/metrics` route: the text exposition format, no token (it binds to loopback, as
-    everything else; Prometheus scrapes it locally). `links` checks ARI, AMI and Redis."""
-    collector = CenterCollector(center)
+    everything else; Prometheus scrapes it locally). `links` checks ARI, AMI and Redis;
+    `reconnects` counts the Asterisk links' losses (the links keep those counts)."""
+    collector = CenterCollector(center, reconnects)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
 

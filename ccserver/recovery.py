@@ -25,7 +25,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from acd_core import RouterError
-from ccserver import callbacks, waiting
+from ccserver import callbacks, metrics, waiting
 from ccserver.calls import (
     AGENT_LEG_PREFIX,
     CALL_BRIDGE_PREFIX,
@@ -50,13 +50,15 @@ async def resync(center: CallCenter) -> None:
         adopted = await _reconcile(center)
         await center.dispatch()
         await center.persist()
+        elapsed = time.monotonic() - started
+        metrics.RESYNC.observe(elapsed)
         log(
             logger,
             "calls.resynced",
             calls=len(center.calls),
             adopted=adopted,
             waiting=center.acd.router.waiting(),
-            ms=round((time.monotonic() - started) * 1000, 1),
+            ms=round(elapsed * 1000, 1),
         )
 
 

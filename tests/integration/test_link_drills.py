@@ -77,7 +77,7 @@ def test_a_cut_ari_websocket_is_resynced_with_no_call_lost_or_doubled(live: Live
     run = live.next_run()
     health = live.stack.controller_health
     log = live.config.run_dir / "log" / "controller.log"
-    before_health = health()
+    before_health, before_metrics = health(), live.metrics()
     refusals = StasisRefusals(live)
     phones = live.agents("answer", talk_ms=6_000).start()
     try:
@@ -112,6 +112,12 @@ def test_a_cut_ari_websocket_is_resynced_with_no_call_lost_or_doubled(live: Live
     )
     offered = [by_id[r["id"]]["attempts"][0]["at"] for r in waiting]
     assert offered == sorted(offered), "waiting callers were offered out of arrival order"
+
+    metrics = live.metrics()
+    reconnects = 'ccserver_link_reconnects_total{link="ari"}'
+    resyncs = "ccserver_resync_seconds_count"
+    assert metrics[reconnects] == health()["ari_reconnects"] > before_metrics[reconnects]
+    assert metrics[resyncs] > before_metrics[resyncs]
 
     after = [line for line in read_log(log) if line.at >= cut_at]
     events = [line.event for line in after]
