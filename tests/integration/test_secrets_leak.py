@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import stat
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 from ccserver import secrets as secrets_mod
 from ccserver.secrets import Secrets
 from tests.integration.conftest import ONE_QUEUE, LiveStack, start_stack
+from tests.unit.test_security import repo_files
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -139,13 +139,7 @@ def test_no_secret_of_this_stack_is_in_a_file_git_tracks_or_would_add(used: Secr
     """Catches a test or tool writing secrets into the repository (a recorded transcript,
     a doc example pasted from a live stack). The developer stack's var/secrets.json, when
     there is one, is searched for too: it lives longest, so it is the likeliest to leak."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    files = [REPO / n for n in listed.split("\0") if n and (REPO / n).is_file()]
+    files = repo_files()
     sets = [used]
     if secrets_mod.path_in(REPO / "var").is_file():
         sets.append(secrets_mod.load(REPO / "var"))
