@@ -146,8 +146,10 @@ def queue_event(kind: str, queue: str, fields: dict[str, Any], *, short_abandon_
     queue = queue_label(queue)
     if kind == "enter":
         CALLS_OFFERED.labels(queue).inc()
-    elif kind == "abandon":
-        wait = float(fields.get("wait_s") or 0.0)
+    elif kind == "abandon" and fields.get("wait_s") is not None:
+        # Only callers who had entered the queue (offered): one who hung up in the greeting,
+        # or in the IVR while being connected, has no wait and is not the queue's abandon.
+        wait = float(fields["wait_s"])
         (CALLS_ABANDONED_SHORT if wait < short_abandon_s else CALLS_ABANDONED).labels(queue).inc()
     elif kind == "rona":
         RONA.labels(queue).inc()

@@ -20,6 +20,15 @@ def test_abandons_under_the_threshold_are_counted_apart() -> None:
     assert _value("ccserver_calls_abandoned_short_total", queue="m-abandon") == short + 2
 
 
+def test_a_caller_who_never_entered_the_queue_is_not_its_abandon() -> None:
+    """Hung up while the IVR was connecting them: the call has a queue but no wait, and
+    counting it would push the queue's short abandons above what it was offered."""
+    short = _value("ccserver_calls_abandoned_short_total", queue="m-connecting")
+    metrics.queue_event("abandon", "m-connecting", {"outcome": "abandoned"}, short_abandon_s=10.0)
+    assert _value("ccserver_calls_abandoned_short_total", queue="m-connecting") == short
+    assert _value("ccserver_calls_abandoned_total", queue="m-connecting") == 0
+
+
 def test_a_direct_queue_is_one_label_not_one_per_agent() -> None:
     before = _value("ccserver_calls_offered_total", queue="direct")
     for agent in ("1001", "1002"):
