@@ -582,10 +582,8 @@ class CallCenter:
             wait_s=call.wait_s,
         )
         kind = "abandon" if outcome == "abandoned" else "complete"
-        await self.store.save_call(call.record())
+        await self.save_ended(call)
         await self.event(call, kind, outcome=outcome, hangup_by=hangup_by, wait_s=call.wait_s)
-        if self.history is not None:
-            self.history.save_call(call.record())
         self.wake(call)
         self.calls.pop(call.id, None)
         self._wakeups.pop(call.id, None)
@@ -639,6 +637,13 @@ class CallCenter:
         await asyncio.sleep(PERSIST_COALESCE_S)
         async with self.lock:
             await self.persist()
+
+    async def save_ended(self, call: Call) -> None:
+        """An ended call's record, to Redis and to the history store the reports read."""
+        record = call.record()
+        await self.store.save_call(record)
+        if self.history is not None:
+            self.history.save_call(record)
 
     async def persist(self) -> None:
         """Write the ACD state (and the callbacks waiting for a retry, which the router does

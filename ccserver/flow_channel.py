@@ -166,9 +166,7 @@ async def run(center: CallCenter, call: Call) -> None:
     if call.state == "ended":
         # The caller hung up during the flow, and the call was closed (and written) while
         # the flow was still unwinding: write it again with the route it took.
-        await center.store.save_call(call.record())
-        if center.history is not None:
-            center.history.save_call(call.record())
+        await center.save_ended(call)
     elif record.callback is not None and call.state == "ivr":
         await _callback(center, call, record.callback)
     elif call.state in ("ivr", "survey"):
