@@ -31,6 +31,7 @@ from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ami import WATCHED_EVENTS, AmiClient, AmiEvent, parse_message
 from ccserver.telephony.ari import AriEvent, parse_event
+from tests.replay import SilentAsterisk, stop_center
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AMI_MESSAGES = (FIXTURES / "ami" / "session.txt").read_bytes().split(b"\r\n\r\n")
@@ -279,46 +280,6 @@ def test_ari_null_sub_objects_count_as_absent() -> None:
 # --- ARI: the CallCenter -------------------------------------------------------------------
 
 
-class SilentAsterisk:
-    """ARI that accepts every request and never sends an event of its own: what the
-    CallCenter meets when the events it gets are all there is (the fuzzer sends them). It
-    remembers the channels the center originated, so fuzzed events can name them."""
-
-    def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()
-        self.originated: list[str] = []
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> Any:
-        self.requests[method] += 1
-        if method == "POST" and path.count("/") == 2 and path.startswith("/channels/"):
-            self.originated.append(path.rsplit("/", 1)[1])
-        return [] if method == "GET" else None
-
-
-async def _stop(center: CallCenter) -> int:
-    """Cancel the center's tasks and wait for them; returns how many needed a second
-    cancel. A session can need one at shutdown (seen with Python 3.11; the cause is not
-    pinned down — `asyncio.wait_for` in `waiting.wait` and `asyncio.timeout` alike):
-    counted here, and reported, rather than hung on."""
-    stubborn = 0
-    for _ in range(3):
-        tasks = list(center._tasks)
-        if not tasks:
-            break
-        center.close()
-        _, pending = await asyncio.wait(tasks, timeout=2)
-        stubborn += len(pending)
-    assert not center._tasks, f"tasks that ignore cancellation: {center._tasks}"
-    return stubborn
-
-
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")  # the huge fields
 def test_call_center_takes_fuzzed_event_sequences(
     redis_socket: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -351,7 +312,7 @@ def test_call_center_takes_fuzzed_event_sequences(
                 await asyncio.sleep(0)  # let the sessions the events started take a step
 
         async def stop() -> int:
-            stubborn = await _stop(center)
+            stubborn = await stop_center(center)
             await store.close()
             return stubborn
 
