@@ -40,6 +40,11 @@ class LiveChannel:
         self.dnis = call.dnis
         self.done = False  # the flow asked to end the call
         self.in_ivr = False
+        self.left = False  # the caller hung up (their StasisEnd may still be on its way)
+
+    def _left(self) -> CallerGone:
+        self.left = True
+        return CallerGone(self.call_id)
 
     def enter_ivr(self) -> None:
         if not self.in_ivr:
@@ -55,7 +60,7 @@ class LiveChannel:
         try:
             return await self.center.media.play(self.call_id, media, interruptible=interruptible)
         except ChannelGone:
-            raise CallerGone(self.call_id) from None
+            raise self._left() from None
 
     async def read_digits(
         self,
@@ -76,7 +81,7 @@ class LiveChannel:
                 first=first,
             )
         except ChannelGone:
-            raise CallerGone(self.call_id) from None
+            raise self._left() from None
 
     def connecting(self, queue: str, priority: int) -> None:
         self.call.queue, self.call.priority = queue, priority
@@ -98,7 +103,7 @@ class LiveChannel:
                 if call.state not in WAITING_STATES:  # not transferred back into a queue
                     break
         except ChannelGone:
-            raise CallerGone(self.call_id) from None
+            raise self._left() from None
         finally:
             self.enter_ivr()
         if call.state == "survey":
@@ -120,7 +125,7 @@ class LiveChannel:
             )
         except AriError as exc:
             if exc.status == 404:
-                raise CallerGone(self.call_id) from None
+                raise self._left() from None
             raise
         self.done = True
 
@@ -129,7 +134,7 @@ class LiveChannel:
         try:
             recorded = await self.center.media.record(self.call_id, name, max_s)
         except ChannelGone:
-            raise CallerGone(self.call_id) from None
+            raise self._left() from None
         return str(self.center.recordings / f"{name}.wav") if recorded else None
 
     async def hangup(self) -> None:
@@ -169,6 +174,8 @@ async def run(center: CallCenter, call: Call) -> None:
         await center.save_ended(call)
     elif record.callback is not None and call.state == "ivr":
         await _callback(center, call, record.callback)
+    elif channel.left:
+        pass  # the caller's StasisEnd closes the call, with the route set above
     elif call.state in ("ivr", "survey"):
         call.hangup_by = "ivr" if call.state == "ivr" else call.hangup_by
         await center.store.save_call(call.record())

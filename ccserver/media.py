@@ -8,7 +8,10 @@ the first key when interruptible), `read_digits()` returns what was typed.
 
 Digits typed while nobody is reading are buffered per channel, so a caller who types ahead
 of a prompt loses nothing. When a channel leaves, everything waiting on it raises
-`ChannelGone`, which ends that dialogue cleanly.
+`ChannelGone`, which ends that dialogue cleanly. A channel leaves at its hang-up request, not
+at its StasisEnd: Asterisk stops the prompt of a caller who hung up and reports the playback
+finished in between, and a dialogue woken by that as if the prompt had played out would go
+on to its next step (an IVR would put a departed caller in a queue).
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ class Media:
             recorded = self._recordings.pop(name, None)
             if recorded is not None and not recorded[1].done():
                 recorded[1].set_result(event.type == "RecordingFinished")
+        elif event.type == "ChannelHangupRequest" and event.channel_id:
+            self.gone(event.channel_id)  # every hang-up request Asterisk publishes is final
         elif event.type == "ChannelDtmfReceived" and event.channel_id:
             digit = str(event.data.get("digit", ""))
             if digit:
