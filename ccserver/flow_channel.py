@@ -6,8 +6,9 @@ it playback and keys (through `Media`), the queue (the caller waits, is connecte
 transfer back into the dialplan, and a recording of the caller's voice (survey comments).
 
 `hangup()` does not hang up at once: it tells the session the flow is done, and the
-session ends the call — or, when the flow took a callback, keeps the call alive in its
-queue first, so a callback never passes through "abandoned".
+session ends the call. A callback the flow took (`callback()`) waits in its queue from the
+moment the caller pressed the key, so it never passes through "abandoned", even when the
+caller hangs up during the confirmation; the session then only hangs up the caller's line.
 
 IVR channels are a licensed quantity: `in_ivr` counts this call in the seat ledger (against
 the license's IVR channels and `ivr.max_sessions`) while the flow itself is talking to the
@@ -20,7 +21,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from ccserver import metrics, waiting
-from ccserver.calls import WAITING_STATES
+from ccserver.calls import CALLBACK_STATES, WAITING_STATES
 from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
 from ccserver.media import ChannelGone
 from ccserver.telephony.ari import AriError
@@ -113,6 +114,18 @@ class LiveChannel:
             return QueueResult("callback", None)
         raise CallerGone(self.call_id)
 
+    async def callback(self, queue: str | None, number: str) -> None:
+        center, call = self.center, self.call
+        async with center.lock:
+            if call.state != "ivr":  # the caller left before the key was read
+                raise self._left()
+            call.callback = {"number": number, "customer_channel": None, "attempts": []}
+            call.state = "callback"  # from here the caller's hang-up leaves the call alive
+            await center.enqueue(call, queue or center.config.acd.default_queue)
+            await center.event(call, "callback", number=number)
+            await center.dispatch()
+            await center.persist()
+
     async def transfer(self, target: str) -> None:
         """Blind transfer: the caller leaves Stasis for `target` in the callers' dialplan."""
         self.call.state = "transferred"
@@ -172,23 +185,11 @@ async def run(center: CallCenter, call: Call) -> None:
         # The caller hung up during the flow, and the call was closed (and written) while
         # the flow was still unwinding: write it again with the route it took.
         await center.save_ended(call)
-    elif record.callback is not None and call.state == "ivr":
-        await _callback(center, call, record.callback)
+    elif record.callback is not None and call.state in CALLBACK_STATES:
+        await center.hangup(call.id)  # the call waits for its callback without the caller
     elif channel.left:
         pass  # the caller's StasisEnd closes the call, with the route set above
     elif call.state in ("ivr", "survey"):
         call.hangup_by = "ivr" if call.state == "ivr" else call.hangup_by
         await center.store.save_call(call.record())
         await center.hangup(call.id)  # its StasisEnd closes the call
-
-
-async def _callback(center: CallCenter, call: Call, wanted: dict[str, str]) -> None:
-    """The flow took a callback request: the call waits in its queue without the caller."""
-    async with center.lock:
-        call.callback = {"number": wanted["number"], "customer_channel": None, "attempts": []}
-        call.state = "callback"
-        await center.enqueue(call, wanted.get("queue") or center.config.acd.default_queue)
-        await center.event(call, "callback", number=wanted["number"])
-        await center.dispatch()
-        await center.persist()
-    await center.hangup(call.id)

@@ -70,6 +70,12 @@ class FlowChannel(Protocol):
 
     async def queue(self, request: QueueRequest) -> QueueResult: ...
 
+    async def callback(self, queue: str | None, number: str) -> None:
+        """The caller accepted a callback to `number`: from now the call waits in `queue`
+        (None: the default) without the caller. The confirmation plays next, and a caller
+        who hangs up during it (many do, once they have pressed the key) is still called."""
+        ...
+
     async def transfer(self, target: str) -> None: ...
 
     async def record(self, max_s: float) -> str | None:

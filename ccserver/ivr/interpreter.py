@@ -451,6 +451,7 @@ class Session:
         self._input(node_id, digit, "ok")
         self.record.callback = {"queue": node.queue, "number": self.channel.caller}
         self.record.outcome = "callback"
+        await self.channel.callback(node.queue, self.channel.caller)
         await self._play(await self._media(node.confirm_prompt))
         await self.channel.hangup()
         return None

@@ -175,12 +175,12 @@ class LiveStack:
         samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in "#")
         return {name: float(value) for name, value in samples}
 
-    def caller_keys(self, run: str, keys: list[str | int]) -> sipp.Sipp:
-        """One caller (c<run>-1) to the first hotline number who presses `keys`."""
+    def caller_keys(self, run: str, keys: list[str | int], dial: str | None = None) -> sipp.Sipp:
+        """One caller (c<run>-1) to `dial` (the first hotline number) who presses `keys`."""
         return sipp.caller_keys(
             self.work,
             target=f"127.0.0.1:{self.config.asterisk.sip_port}",
-            dial=self.config.hotline.numbers[0],
+            dial=dial or self.config.hotline.numbers[0],
             run=run,
             keys=keys,
             local_port=free_port(),

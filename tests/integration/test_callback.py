@@ -1,6 +1,7 @@
 """A callback keeps the caller's place: the caller presses 1 after the queue's max wait,
 hangs up, and is called back when their turn comes — the agent's phone first, then the
-customer's — before a caller who came later and stayed on the line."""
+customer's — before a caller who came later and stayed on the line. A callback offered by
+an IVR flow (number 95511 here) is kept from the key press on."""
 
 from __future__ import annotations
 
@@ -14,6 +15,21 @@ from tests.integration.conftest import LiveStack, free_port, start_stack
 
 pytestmark = pytest.mark.integration
 CUSTOMER_PORT = free_port()
+CALLBACK_FLOW = """\
+flow: callback-first
+numbers: ["95511"]
+language: zh
+start: offer
+nodes:
+  offer:
+    kind: callback_offer
+    prompt: {text: 需要回电请按1}
+    queue: general
+    confirm_prompt: {text: 好的，我们会按您的来电号码尽快给您回电，请您挂机等候，感谢您的来电。}
+    next: agent
+  agent:
+    kind: queue
+"""
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +47,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         "announce_every_s": 0.0,
         "callback_endpoint": f"PJSIP/callers/sip:{{number}}@127.0.0.1:{CUSTOMER_PORT}",
     }
-    yield from start_stack(tmp_path_factory.mktemp("callback"), {"answer": ["1001"]}, acd=acd)
+    tmp = tmp_path_factory.mktemp("callback")
+    (tmp / "flows").mkdir()
+    (tmp / "flows" / "callback.yaml").write_text(CALLBACK_FLOW, encoding="utf-8")
+    yield from start_stack(
+        tmp,
+        {"answer": ["1001"]},
+        acd=acd,
+        hotline=["95598", "95511"],
+        ivr={"flows_dir": str(tmp / "flows")},
+    )
 
 
 def test_a_callback_keeps_its_place_and_dials_the_agent_first(live: LiveStack) -> None:
@@ -65,3 +90,30 @@ def test_a_callback_keeps_its_place_and_dials_the_agent_first(live: LiveStack) -
     assert callback["attempts"][0]["at"] < stayed["attempts"][0]["at"]
     kinds = [e["kind"] for e in live.events(asked["id"])]
     assert kinds.index("callback") < kinds.index("callback_dial") < kinds.index("connect")
+
+
+def test_an_ivr_callback_is_kept_when_the_caller_hangs_up_during_the_confirmation(
+    live: LiveStack,
+) -> None:
+    # Presses 1 as the offer plays, and hangs up a second into the 5 s confirmation: the
+    # callback was taken at the key press, so the caller's hang-up is not an abandon.
+    run = live.next_run()
+    agent = live.agents("answer", talk_ms=2000).start()
+    customer = sipp.agents(
+        live.work, port=CUSTOMER_PORT, media_port=free_port(), talk_ms=2000, name="customer"
+    ).start()
+    try:
+        stats = live.caller_keys(run, [800, "1", 1000, sipp.HANG_UP], dial="95511").start()
+        result = stats.wait(timeout=60)
+        (record,) = live.records(run, expected=1, timeout=30)
+    finally:
+        agent.stop()
+        customer.stop()
+    assert (result.successful, result.failed) == (1, 0)
+    assert (record["outcome"], record["agent"], record["queue"]) == ("completed", "1001", "general")
+    assert [a["result"] for a in record["callback"]["attempts"]] == ["answered"]
+    route = record["ivr_route"]
+    assert (route["outcome"], route["callback"]) == (
+        "callback",
+        {"queue": "general", "number": record["caller"]},
+    )

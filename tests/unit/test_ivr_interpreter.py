@@ -56,6 +56,7 @@ class ScriptedChannel:
     transferred: list[str] = field(default_factory=list)
     hung_up: bool = False
     connecting_to: list[tuple[str, int]] = field(default_factory=list)
+    callbacks: list[tuple[str | None, str]] = field(default_factory=list)
     fail_play: Exception | None = None
     gone_at_play: int | None = None
     """The caller hangs up while the n-th prompt (1-based) plays."""
@@ -91,6 +92,9 @@ class ScriptedChannel:
     async def queue(self, request: QueueRequest) -> QueueResult:
         self.queued.append(request)
         return QueueResult(self.queue_outcome, agent="1001")
+
+    async def callback(self, queue: str | None, number: str) -> None:
+        self.callbacks.append((queue, number))
 
     async def transfer(self, target: str) -> None:
         self.transferred.append(target)
@@ -485,6 +489,16 @@ async def test_a_callback_request_ends_the_call(call: Call, other: Flow) -> None
     record: FlowRecord = await call(channel, flow_=other)
     assert record.outcome == "callback" and channel.hung_up and not channel.queued
     assert record.callback == {"queue": "general", "number": CALLER}
+    assert channel.callbacks == [("general", CALLER)]
+
+
+async def test_a_caller_hanging_up_in_the_callback_confirmation_is_still_called_back(
+    call: Call, other: Flow
+) -> None:
+    channel = ScriptedChannel(["1"], gone_at_play=3)  # the count, the offer, the confirmation
+    record: FlowRecord = await call(channel, flow_=other)
+    assert channel.callbacks == [("general", CALLER)] and not channel.hung_up
+    assert record.outcome == "callback" and record.route[-1] == "offer"
 
 
 @pytest.mark.parametrize(
