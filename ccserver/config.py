@@ -483,6 +483,78 @@ class Config(_Section):
     def run_dir(self) -> Path:
         return self.stack.run_dir.expanduser().resolve()
 
+    def anchored(self, cwd: Path | None = None) -> Config:
+        """This configuration with every path absolute, so that no process reading it
+        depends on its working directory. Paths the operator gives relative to where they
+        run `ccserver` (`stack.run_dir`, Asterisk's directories, `license.trusted_keys`,
+        `ivr.flows_dir`) are resolved against `cwd` (default: the current directory); the
+        ones documented as "in the run dir" (`controller.history_db`, `ari_trace`,
+        `license.path`, the TLS files) against the run dir. Anchoring twice changes
+        nothing."""
+        here = (cwd or Path.cwd()).resolve()
+
+        def at(base: Path, path: Path) -> Path:
+            return (base / path.expanduser()).resolve()
+
+        run_dir = at(here, self.stack.run_dir)
+
+        def in_run(path: Path | None) -> Path | None:
+            return None if path is None else at(run_dir, path)
+
+        asterisk, controller, lic, tls = self.asterisk, self.controller, self.license, self.tls
+        return self.model_copy(
+            update={
+                "stack": self.stack.model_copy(update={"run_dir": run_dir}),
+                "asterisk": asterisk.model_copy(
+                    update={
+                        "prefix": at(here, asterisk.prefix),
+                        "sounds_dir": at(here, asterisk.sounds_dir),
+                        "moh_dir": at(here, asterisk.moh_dir),
+                    }
+                ),
+                "controller": controller.model_copy(
+                    update={
+                        "ari_trace": in_run(controller.ari_trace),
+                        "history_db": at(run_dir, controller.history_db),
+                    }
+                ),
+                "license": lic.model_copy(
+                    update={
+                        "path": lic.resolved_path(run_dir).resolve(),
+                        "trusted_keys": [at(here, key) for key in lic.trusted_keys],
+                    }
+                ),
+                "tls": tls.model_copy(
+                    update={
+                        "cert_file": in_run(tls.cert_file),
+                        "key_file": in_run(tls.key_file),
+                        "ca_file": in_run(tls.ca_file),
+                    }
+                ),
+                "ivr": self.ivr.model_copy(
+                    update={"flows_dir": self.ivr.resolved_flows_dir().resolve()}
+                ),
+            }
+        )
+
+    def relative_paths(self) -> list[str]:
+        """The keys of this configuration whose path is not absolute (empty once
+        `anchored`)."""
+        found: list[str] = []
+
+        def walk(node: Any, key: str) -> None:
+            if isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name), f"{key}.{name}" if key else name)
+            elif isinstance(node, list):
+                for i, item in enumerate(node):
+                    walk(item, f"{key}[{i}]")
+            elif isinstance(node, Path) and not node.is_absolute():
+                found.append(key)
+
+        walk(self, "")
+        return found
+
     def is_loopback_only(self) -> bool:
         return ipaddress.ip_address(self.stack.bind).is_loopback
 
@@ -569,11 +641,20 @@ def load(path: Path | str | None = None, environ: Mapping[str, str] | None = Non
 
 
 def load_effective(path: Path | str) -> Config:
-    """Read the frozen configuration `stack up` wrote into the run dir (config.json)."""
+    """Read the frozen configuration `stack up` wrote into the run dir (config.json). Its
+    paths are all absolute (`Config.anchored`); a file with a relative one was not written
+    by this version's `stack up` and is refused rather than read against the wrong cwd."""
     file = Path(path)
     try:
-        return Config.model_validate_json(file.read_text(encoding="utf-8"))
+        config = Config.model_validate_json(file.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{file}: cannot be read: {exc}") from None
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, str(file))) from None
+    relative = config.relative_paths()
+    if relative:
+        raise ConfigError(
+            f"{file}: relative paths in a frozen configuration ({', '.join(relative)}); "
+            "run `ccserver stack up` again to rewrite it"
+        )
+    return config

@@ -46,7 +46,9 @@ class PartStatus:
 
 class Stack:
     def __init__(self, config: Config) -> None:
-        self.config = config
+        # Anchored here, once: the frozen config.json and every file rendered from it carry
+        # absolute paths, whatever the working directory of the processes that read them.
+        self.config = config = config.anchored()
         self.run_dir = config.run_dir
         self.layout = AsteriskLayout(self.run_dir / "asterisk")
         self.redis = Proc("redis", self.run_dir, "redis-server")
@@ -91,6 +93,12 @@ class Stack:
             data: dict[str, Any] = json.load(response)
             return data
 
+    def freeze(self) -> Path:
+        """Write config.json, the configuration the controller runs with: exactly the one
+        that rendered Asterisk's files, every path in it absolute."""
+        self.effective_config.write_text(self.config.model_dump_json(indent=2))
+        return self.effective_config
+
     # --- up / down / status --------------------------------------------------------------
     def up(self) -> list[PartStatus]:
         self._preflight()
@@ -100,8 +108,7 @@ class Stack:
         secrets = secrets_mod.load_or_create(
             self.run_dir, self.config.phones.ids, [a.id for a in self.config.agents]
         )
-        # The controller runs with exactly the configuration that rendered Asterisk's files.
-        self.effective_config.write_text(self.config.model_dump_json(indent=2))
+        self.freeze()
         tls.ensure(self.config)  # before the files that name the certificate
         write_asterisk(self.config, secrets, self.layout)
         self._start_redis()

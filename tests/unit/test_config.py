@@ -118,15 +118,43 @@ def test_several_errors_are_all_reported_at_once(tmp_path: Path) -> None:
 
 
 def test_effective_config_round_trips(tmp_path: Path) -> None:
-    cfg = config.load(environ={"CCSERVER_ASTERISK__SIP_PORT": "5999"})
+    cfg = config.load(environ={"CCSERVER_ASTERISK__SIP_PORT": "5999"}).anchored(tmp_path)
     frozen = tmp_path / "config.json"
     frozen.write_text(cfg.model_dump_json())
     assert config.load_effective(frozen) == cfg
-    frozen.write_text("{}")
-    assert config.load_effective(frozen) == config.Config()
     frozen.write_text('{"redis": {"port": -1}}')
     with pytest.raises(ConfigError, match=r"redis\.port"):
         config.load_effective(frozen)
+
+
+def test_a_frozen_config_with_a_relative_path_is_refused_by_name(tmp_path: Path) -> None:
+    frozen = tmp_path / "config.json"
+    frozen.write_text("{}")  # every default path but sounds/moh is relative
+    with pytest.raises(ConfigError, match=r"stack\.run_dir.*run `ccserver stack up` again"):
+        config.load_effective(frozen)
+
+
+def test_anchoring_makes_every_path_absolute_and_is_idempotent(tmp_path: Path) -> None:
+    raw = config.Config.model_validate(
+        {
+            "stack": {"run_dir": "var"},
+            "controller": {"ari_trace": "log/ari.jsonl"},
+            "license": {"path": "lic/license.json", "trusted_keys": ["keys/dev.pub"]},
+            "tls": {"cert_file": "tls/c.pem", "key_file": "tls/k.pem"},
+        }
+    )
+    assert "stack.run_dir" in raw.relative_paths()
+    anchored = raw.anchored(tmp_path)
+    assert anchored.relative_paths() == []
+    assert anchored.anchored(tmp_path / "elsewhere") == anchored
+    run_dir = tmp_path / "var"
+    assert anchored.stack.run_dir == run_dir
+    assert anchored.controller.history_db == run_dir / "history.sqlite"
+    assert anchored.controller.ari_trace == run_dir / "log" / "ari.jsonl"
+    assert anchored.license.path == run_dir / "lic" / "license.json"
+    assert anchored.license.trusted_keys == [tmp_path / "keys" / "dev.pub"]
+    assert anchored.tls.cert_file == run_dir / "tls" / "c.pem"
+    assert anchored.asterisk.resolved_prefix() == raw.asterisk.resolved_prefix().resolve()
 
 
 def test_the_example_config_lists_exactly_the_defaults() -> None:
