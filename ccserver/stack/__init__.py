@@ -9,11 +9,13 @@ reverse order. Tests start private stacks on their own ports and run dirs.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import shutil
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +57,7 @@ class Stack:
         self.asterisk = Proc("asterisk", self.run_dir, str(self.layout.conf))
         self.controller = Proc("controller", self.run_dir, "ccserver")
         self.prometheus = Proc("prometheus", self.run_dir, "prometheus")
+        self.billing = Proc("billing", self.run_dir, "billing-demo")
 
     # --- paths and clients ---------------------------------------------------------------
     @property
@@ -118,8 +121,41 @@ class Stack:
             self._start_prometheus()
         return self.status()
 
+    def start_billing_demo(self) -> PartStatus:
+        """`ccserver billing-demo` where `ivr.billing_url` points, so that the 95598 flow's
+        self-service branch answers in the demo. Only for a loopback `billing_url`: a real
+        billing system is somebody else's to run."""
+        url = urllib.parse.urlsplit(self.config.ivr.billing_url)
+        host, port = url.hostname or "", url.port or 80
+        if not _is_loopback(host):
+            raise StackError(
+                f"ivr.billing_url {self.config.ivr.billing_url} is not on this machine; "
+                "the demo billing backend serves only a loopback billing_url"
+            )
+        if self.billing.pid() is None:
+            argv = [sys.executable, "-m", "ccserver", "billing-demo"]
+            self.billing.start([*argv, "--host", host, "--port", str(port)])
+        require(wait_until(self._billing_ok, START_TIMEOUT_S, 0.1), self.billing, "/healthz")
+        return self._billing_status()
+
+    def _billing_ok(self) -> bool:
+        if self.billing.pid() is None:
+            raise StackError(f"billing demo exited during start:\n{self.billing.tail()}")
+        try:
+            with urllib.request.urlopen(self.config.ivr.billing_url + "/healthz", timeout=2.0):
+                return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _billing_status(self) -> PartStatus:
+        pid = self.billing.pid()
+        ok = pid is not None and self._billing_ok()
+        return PartStatus("billing", pid, ok, f"{self.config.ivr.billing_url} (demo accounts)")
+
     def down(self) -> list[str]:
         stopped = []
+        if self.billing.stop(timeout=10.0):
+            stopped.append("billing demo")
         if self.prometheus.stop(timeout=10.0):
             stopped.append("prometheus")
         if self.controller.stop(timeout=10.0):
@@ -139,6 +175,8 @@ class Stack:
         parts = [self._redis_status(), self._asterisk_status(), self._controller_status()]
         if self.config.prometheus.enabled:
             parts.append(self._prometheus_status())
+        if self.billing.pid() is not None:  # only the demo starts it
+            parts.append(self._billing_status())
         return parts
 
     @property
@@ -264,3 +302,12 @@ class Stack:
             except (urllib.error.URLError, OSError, ValueError):
                 detail += ", not answering"
         return PartStatus("controller", pid, ok, detail)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -30,6 +30,14 @@ from ccserver.store import CALL_KEY, CALLS_KEY
 _rtp_block = count()
 
 
+def rtp_ports() -> tuple[int, int]:
+    """An RTP port range of 400 for the next stack this process starts: 12000 + 400 × n,
+    clear of the default stack's 10000–10999. Each stack gets its own block, so a stack
+    never meets RTP a stopped one left behind."""
+    start = 12000 + 400 * next(_rtp_block)
+    return start, start + 399
+
+
 @dataclass
 class LiveStack:
     """A started stack plus what a test needs to place calls against it."""
@@ -248,15 +256,15 @@ def start_stack(
         for pool, members in pools.items()
         for agent in members
     }
-    rtp = 12000 + 400 * next(_rtp_block)  # clear of the default stack's 10000-10999
+    rtp_start, rtp_end = rtp_ports()
     data: dict[str, Any] = {
         "stack": {"run_dir": str(tmp / "run")},
         "asterisk": {
             "sip_port": free_port(),
             "http_port": free_port(),
             "ami_port": free_port(),
-            "rtp_port_start": rtp,
-            "rtp_port_end": rtp + 399,
+            "rtp_port_start": rtp_start,
+            "rtp_port_end": rtp_end,
             "maxcalls": 300,
         },
         "redis": {"port": free_port()},
