@@ -64,7 +64,7 @@ CALLER_GONE = {
     "connected": ("completed", "caller"),
     "consulting": ("completed", "caller"),
     "survey": ("completed", "agent"),
-    "ivr": ("self-service", "caller"),
+    "ivr": ("ivr-abandoned", "caller"),
     "transferred": ("transferred", "ivr"),
 }
 """A caller's hang-up in each state: the call's outcome, and who ended it."""
@@ -86,7 +86,10 @@ class Call:
     agent_channel: str | None = None
     connected_at: float | None = None
     ended_at: float | None = None
-    outcome: str | None = None  # completed, abandoned, callback-failed, failed
+    outcome: str | None = None
+    """completed, abandoned, transferred, self-service (a self-service node of the IVR
+    finished), ivr-abandoned (the caller left the IVR before that), ivr-ended (the flow
+    ended the call before that), callback-failed."""
     hangup_by: str | None = None
     decision: dict[str, Any] | None = None  # the router's reason for the connected agent
     attempts: list[dict[str, Any]] = field(default_factory=list)
@@ -97,7 +100,7 @@ class Call:
     flow: str | None = None  # the IVR flow that ran the call, if any
     ivr_route: dict[str, Any] | None = None  # what happened in it (FlowRecord)
     survey_score: int | None = None
-    handled_by: str | None = None  # "ivr" when self-service served the caller
+    handled_by: str | None = None  # "ivr" once a self-service node served the caller
     consult: dict[str, Any] | None = None  # an attended transfer: agent, leg, from_queue
 
     @property
@@ -341,6 +344,10 @@ class CallCenter:
         outcome, hangup_by = CALLER_GONE.get(call.state, ("abandoned", "caller"))
         if call.state == "ivr" and call.queue is not None:  # see FlowChannel.connecting
             outcome, hangup_by = "abandoned", "caller"
+        elif call.state == "ivr" and call.handled_by == "ivr":  # see FlowChannel.self_served
+            outcome = "self-service"
+        elif call.state == "ivr" and call.hangup_by == "ivr":
+            outcome = "ivr-ended"  # the flow ended the call before serving the caller
         await self.finish(call, outcome, hangup_by=call.hangup_by or hangup_by)
         log(logger, "call.caller_hangup", call=call.id, cause=cause)
 

@@ -84,8 +84,12 @@ class LiveChannel:
         except ChannelGone:
             raise self._left() from None
 
+    def self_served(self, node: str) -> None:
+        self.call.handled_by = "ivr"
+
     def connecting(self, queue: str, priority: int) -> None:
         self.call.queue, self.call.priority = queue, priority
+        self.call.handled_by = None  # asked for an agent after all
 
     async def queue(self, request: QueueRequest) -> QueueResult:
         """Wait in `request.queue` and talk; back when the talk or the wait is over."""
@@ -120,6 +124,7 @@ class LiveChannel:
             if call.state != "ivr":  # the caller left before the key was read
                 raise self._left()
             call.callback = {"number": number, "customer_channel": None, "attempts": []}
+            call.handled_by = None  # an agent serves this caller
             call.state = "callback"  # from here the caller's hang-up leaves the call alive
             await center.enqueue(call, queue or center.config.acd.default_queue)
             await center.event(call, "callback", number=number)
@@ -129,6 +134,7 @@ class LiveChannel:
     async def transfer(self, target: str) -> None:
         """Blind transfer: the caller leaves Stasis for `target` in the callers' dialplan."""
         self.call.state = "transferred"
+        self.call.handled_by = "ivr"  # handed on by the flow: not lost here
         await self.center.event(self.call, "transfer", target=target)
         try:
             await self.center.ari.request(
@@ -178,8 +184,7 @@ async def run(center: CallCenter, call: Call) -> None:
         channel.leave_ivr()
     call.ivr_route = record.to_dict()
     call.survey_score = record.survey_score
-    if call.handled_by is None and record.queue is None:
-        call.handled_by = "ivr"
+    if call.handled_by == "ivr":  # a self-service node finished, and no agent was asked for
         metrics.IVR_SELF_SERVICE.inc()
     if call.state == "ended":
         # The caller hung up during the flow, and the call was closed (and written) while

@@ -71,6 +71,7 @@ _VOLUMES = (
     ("cb", "callbacks"),
     ("cb_ok", "callbacks_done"),
     ("loss", "call_loss"),
+    ("ivr-ab", "ivr_abandoned"),
     ("loss%", "loss_rate"),
 )
 _SERVICE = (

@@ -6,11 +6,13 @@ parsed `record`, an event has its parsed `fields`.
 
 Every call is counted once, by how it was served, in this order:
 
-- **ivr**: self-service served the caller (`handled_by == "ivr"`);
+- **ivr**: self-service served the caller (`handled_by == "ivr"`: a node the flow marks
+  `self_service` finished, or the flow handed the call on);
 - **callback**: the caller asked to be called back and an agent reached them;
 - **answered**: an agent talked with the caller on the line, at least once (a call that
   was answered, transferred and then abandoned in the second queue is answered);
-- **lost**: none of these — the call loss.
+- **lost**: none of these — the call loss (IVR abandons included: callers who left the
+  IVR before any self-service node finished).
 
 So offered = ivr_handled + answered + callbacks_done + call_loss, in every group. A call
 belongs to the band, hour or day of its *arrival*, to its last queue and to the last agent
@@ -84,6 +86,8 @@ class CallFacts:
     ended_at: float | None
     queue: str | None
     served: Served
+    ivr_abandoned: bool
+    """Lost in the IVR: the caller left before any self-service node finished."""
     queued: bool
     first_wait_s: float | None
     """Answered calls: the wait until the first agent answered."""
@@ -136,6 +140,7 @@ def call_facts(call: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> 
         ended_at=ended_at,
         queue=call.get("queue"),
         served=served,
+        ivr_abandoned=served == "lost" and call.get("outcome") == "ivr-abandoned",
         queued=queued_at is not None,
         first_wait_s=first_wait,
         abandon_wait_s=abandon_wait,
@@ -275,6 +280,7 @@ class Row:
     group: str
     offered: int
     ivr_handled: int
+    ivr_abandoned: int
     agent_handled: int
     manual_share: float | None
     queued: int
@@ -308,6 +314,7 @@ COLUMNS = tuple(f.name for f in fields(Row))[1:]
 class _Tally:
     offered: int = 0
     ivr: int = 0
+    ivr_abandoned: int = 0
     queued: int = 0
     answered: int = 0
     answered_in_time: int = 0
@@ -331,6 +338,7 @@ class _Tally:
     ) -> None:
         self.offered += 1
         self.ivr += call.served == "ivr"
+        self.ivr_abandoned += call.ivr_abandoned
         self.queued += call.queued
         self.callbacks += call.callback
         self.callbacks_done += call.served == "callback"
@@ -367,6 +375,7 @@ class _Tally:
             group=group,
             offered=self.offered,
             ivr_handled=self.ivr,
+            ivr_abandoned=self.ivr_abandoned,
             agent_handled=agent_handled,
             manual_share=_ratio(agent_handled, self.offered),
             queued=self.queued,

@@ -68,6 +68,11 @@ class FlowChannel(Protocol):
         up now asked for an agent: an abandon in that queue, not a call self-service served."""
         ...
 
+    def self_served(self, node: str) -> None:
+        """The caller finished `node`, which the flow marks as serving them: from now a
+        hang-up in the IVR is self-service, not an IVR abandon. Told once a call."""
+        ...
+
     async def queue(self, request: QueueRequest) -> QueueResult: ...
 
     async def callback(self, queue: str | None, number: str) -> None:
@@ -112,6 +117,8 @@ class FlowRecord:
     lookups: list[dict[str, Any]] = field(default_factory=list)
     """{"node", "result": "hit" | "miss" | "error", "detail", "ms"}."""
     notices: list[str] = field(default_factory=list)
+    self_service: str | None = None
+    """The first node marked `self_service` the caller finished, if any."""
     queue: str | None = None
     priority: int | None = None
     queue_outcome: str | None = None

@@ -148,7 +148,11 @@ class Session:
             self.visits[node_id] += 1
             node = self.flow.nodes[node_id]
             log(logger, "ivr.node", logging.DEBUG, call=self.channel.call_id, node=node_id)
-            node_id = await self._step(node_id, node)
+            next_id = await self._step(node_id, node)
+            if node.self_service and self.record.self_service is None:
+                self.record.self_service = node_id
+                self.channel.self_served(node_id)
+            node_id = next_id
 
     async def _step(self, node_id: str, node: Node) -> str | None:
         """Run one node; the next node's id, or None when the flow is over."""

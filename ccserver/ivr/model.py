@@ -105,6 +105,11 @@ class _Node(_Strict):
     exits: ClassVar[bool] = False
     """True for kinds that end the IVR part of the call (queue, transfer, hangup, …)."""
 
+    self_service: bool = False
+    """Finishing this node serves the caller (the balance read out, the outage notice
+    heard): a caller who leaves after it was served by the IVR; one who leaves before any
+    such node gave up in the IVR (an IVR abandon, counted in call loss)."""
+
     def targets(self) -> dict[str, str]:
         """Where the flow may go next: field label → node id."""
         return {}

@@ -1,20 +1,44 @@
 """The reference flow `ivr_flows/95598.yaml` on the real stack: SIPp callers press RFC 2833
 keys, a real billing backend (`ccserver billing-demo`) answers the lookups, and each test
-reads the route taken from the controller's call record."""
+reads the route taken from the controller's call record.
+
+Keys typed ahead wait in the channel until a menu reads them, so most callers press early.
+A caller who must act *during* a prompt (hang up in it) times that from the prompt's own
+length, read from the WAV the controller plays (`prompt_ms`), never from a typed number."""
 
 from __future__ import annotations
 
+import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ccserver.ivr.loader import validate_file
+from ccserver.ivr.model import Prompt
 from ccserver.loadtest import privstack, sipp
+from ccserver.prompts import Prompts
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack
 
 pytestmark = pytest.mark.integration
+
+FLOW_FILE = Path(__file__).resolve().parents[2] / "ivr_flows" / "95598.yaml"
+KEY_MS = 400 + 400
+"""A key press in caller_keys.xml: 400 ms of lead-in and tone, then a 400 ms pause."""
+
+
+def prompt_ms(live: LiveStack, node: str) -> int:
+    """How long the caller hears `node`'s (Mandarin) prompt, from the generated WAV."""
+    flow, issues = validate_file(FLOW_FILE, set(privstack.IVR_QUEUES))
+    assert flow is not None, issues
+    prompt = getattr(flow.nodes[node], "prompt", None)
+    assert isinstance(prompt, Prompt) and prompt.text, f"{node} has no spoken prompt"
+    wav = Prompts(live.config.run_dir / "sounds" / "prompts").path(prompt.text)
+    with wave.open(str(wav)) as audio:
+        return round(1000 * audio.getnframes() / audio.getframerate())
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +76,32 @@ def test_self_service_reads_the_balance_from_the_billing_backend(live: LiveStack
     ]
     assert route["lookups"][0]["result"] == "hit"
     assert route["variables"]["account"] == "1000000001" and "balance" in route["variables"]
+    assert route["self_service"] == "account_balance"
     assert record["handled_by"] == "ivr" and record["agent"] is None
     assert record["outcome"] == "self-service"
+
+
+def test_a_caller_hanging_up_in_the_main_menu_is_an_ivr_abandon_not_self_service(
+    live: LiveStack,
+) -> None:
+    # 9 (typed ahead during the welcome): the main menu again; the caller hangs up half-way
+    # through it, before any node the flow marks as self-service has finished.
+    run = live.next_run()
+    hang_up_at = prompt_ms(live, "welcome") + prompt_ms(live, "main_menu") // 2
+    keys: list[str | int] = [1500, "9", hang_up_at - 1500 - KEY_MS, sipp.HANG_UP]
+    stats = live.caller_keys(run, keys).start().wait(timeout=90)
+    assert (stats.successful, stats.failed) == (1, 0)
+    assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)
+    (record,) = live.records(run, expected=1)
+    route = record["ivr_route"]
+    assert route["route"][-2:] == ["main_menu", "main_menu"], route["route"]
+    assert (route["outcome"], route["self_service"]) == ("caller-hangup", None)
+    assert (record["outcome"], record["hangup_by"], record["handled_by"]) == (
+        "ivr-abandoned",
+        "caller",
+        None,
+    )
+    assert (record["queue"], record["queued_at"]) == (None, None)
 
 
 def test_fault_repair_is_queued_with_high_priority_and_answered(live: LiveStack) -> None:
@@ -68,10 +116,12 @@ def test_fault_repair_is_queued_with_high_priority_and_answered(live: LiveStack)
 def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
     live: LiveStack,
 ) -> None:
-    # 2 (typed ahead during the 8.5 s welcome): fault repair; the caller hangs up about 2.5 s
-    # into the 6.4 s "connecting you to fault repair".
+    # 2 (typed ahead during the welcome): fault repair; the caller hangs up half-way through
+    # "connecting you to fault repair".
     run = live.next_run()
-    stats = live.caller_keys(run, [1500, "2", 9500, sipp.HANG_UP]).start().wait(timeout=60)
+    hang_up_at = prompt_ms(live, "welcome") + prompt_ms(live, "repair_queue") // 2
+    keys: list[str | int] = [1500, "2", hang_up_at - 1500 - KEY_MS, sipp.HANG_UP]
+    stats = live.caller_keys(run, keys).start().wait(timeout=60)
     assert (stats.successful, stats.failed) == (1, 0)
     # The route is in the record once the flow has unwound (it may be written after the end).
     assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)

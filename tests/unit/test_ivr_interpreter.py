@@ -56,6 +56,7 @@ class ScriptedChannel:
     transferred: list[str] = field(default_factory=list)
     hung_up: bool = False
     connecting_to: list[tuple[str, int]] = field(default_factory=list)
+    served_at: list[str] = field(default_factory=list)
     callbacks: list[tuple[str | None, str]] = field(default_factory=list)
     fail_play: Exception | None = None
     gone_at_play: int | None = None
@@ -88,6 +89,9 @@ class ScriptedChannel:
 
     def connecting(self, queue: str, priority: int) -> None:
         self.connecting_to.append((queue, priority))
+
+    def self_served(self, node: str) -> None:
+        self.served_at.append(node)
 
     async def queue(self, request: QueueRequest) -> QueueResult:
         self.queued.append(request)
@@ -247,6 +251,16 @@ async def test_a_caller_hanging_up_in_the_menu_ends_the_flow(
     channel = ScriptedChannel([])
     record: FlowRecord = await call(channel)
     assert record.outcome == "caller-hangup" and record.queue is None and not channel.queued
+    assert record.self_service is None and channel.served_at == []  # an IVR abandon
+
+
+async def test_a_caller_hanging_up_during_the_balance_was_not_served(call: Call) -> None:
+    """The mark counts once its node has finished: a hang-up while the balance is read out
+    is still an IVR abandon."""
+    channel = ScriptedChannel(["1", "1000000001"], gone_at_play=4)  # welcome, menu, entry
+    record: FlowRecord = await call(channel)
+    assert record.route[-1] == "account_balance" and record.outcome == "caller-hangup"
+    assert record.self_service is None and channel.served_at == []
 
 
 async def test_a_caller_hanging_up_while_being_connected_had_asked_for_the_queue(
@@ -286,6 +300,9 @@ async def test_self_service_says_the_balance_and_due_date_then_0_reaches_billing
     assert heard(channel, prompts, "您本期应缴电费") == 2
     assert channel.queued[0].variables["account"] == "1000000001"
     assert record.queue == "billing"
+    # Served once, at the first read-out; asking for an agent later is the controller's
+    # to weigh (FlowChannel.connecting), not the interpreter's.
+    assert record.self_service == "account_balance" and channel.served_at == ["account_balance"]
 
 
 async def test_an_unknown_account_gets_one_retry(call: Call) -> None:

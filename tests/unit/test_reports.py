@@ -267,6 +267,7 @@ def test_by_band_every_kpi_matches_the_hand_count(
         "band": "peak",
         "offered": 5,
         "ivr_handled": 1,  # a3
+        "ivr_abandoned": 0,
         "agent_handled": 3,  # a1, a2, t1
         "manual_share": 0.6,  # 3 / 5
         "queued": 4,  # a1, a2, s1, t1
@@ -311,6 +312,7 @@ def test_by_band_every_kpi_matches_the_hand_count(
         "band": "(total)",
         "offered": 9,  # p0 (the day before) and r1, r2 (the day after) are not in it
         "ivr_handled": 1,
+        "ivr_abandoned": 0,
         "agent_handled": 5,
         "manual_share": 0.5556,  # 5 / 9
         "queued": 7,
@@ -364,6 +366,28 @@ def test_by_day_spans_several_days_and_the_fcr_window_reaches_past_the_end(
     # Ending at 2025-01-07 10:00 still finds r1 as a1's repeat (read past the period).
     only = report(conf, capsys, "--from", "2025-01-06", "--to", "2025-01-06T12:00", "--by", "day")
     assert only["2025-01-06"]["fcr"] == 0.0  # a1, a2 both called again
+
+
+def test_a_caller_leaving_the_ivr_unserved_is_call_loss_not_self_service(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = History(tmp_path / "history.sqlite")
+    _ivr_call(history, "v1", "13800000011", at(6, 10, 0))
+    arrived = at(6, 10, 5)  # pressed 9 for the main menu again, hung up 20 s later
+    history.record_event("v2", "arrived", at=arrived, caller="13800000012", dnis="95598")
+    history.record_event("v2", "complete", at=arrived + 40, outcome="ivr-abandoned")
+    history.save_call(
+        _record(
+            "v2", "13800000012", arrived, ended_at=arrived + 40, outcome="ivr-abandoned",
+            hangup_by="caller",
+        )
+    )  # fmt: skip
+    history.close()
+    conf = tmp_path / "ccserver.toml"
+    conf.write_text(f'[stack]\nrun_dir = "{tmp_path}"\n')
+    total = report(conf, capsys, *DAY, "--by", "band")["(total)"]
+    assert (total["offered"], total["ivr_handled"], total["ivr_abandoned"]) == (2, 1, 1)
+    assert (total["call_loss"], total["loss_rate"], total["abandoned"]) == (1, 0.5, 0)
 
 
 def test_by_queue_uses_the_last_queue_and_puts_queueless_calls_apart(
