@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -206,6 +207,7 @@ def serve(config: Config) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        log(logger, "controller.starting", pid=os.getpid())
         controller = Controller(config)
         loop.add_signal_handler(signal.SIGHUP, controller.reload_license)
         await controller.run(stop)

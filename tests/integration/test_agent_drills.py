@@ -24,6 +24,7 @@ import pytest
 from ccserver.loadtest.sipp import Sipp
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, start_stack
+from tests.integration.drill_log import read_log
 
 pytestmark = pytest.mark.integration
 RTP_TIMEOUT_S = 3
@@ -108,7 +109,6 @@ def test_a_phone_vanishing_mid_call_requeues_the_caller_in_place_for_another_age
         killed_at = time.time()
         kill_9(doomed)
         assert wait_until(lambda: live.agent("1001")["state"] == "not-ready", 3 * RTP_TIMEOUT_S)
-        noticed_s = time.time() - killed_at
         assert live.stack.controller_health()["waiting"] == 2  # A is back, B still waits
         set_state(live, "1002", "ready")
         stats = [first.wait(timeout=60), later.wait(timeout=60)]
@@ -137,7 +137,16 @@ def test_a_phone_vanishing_mid_call_requeues_the_caller_in_place_for_another_age
     assert kinds.index("connect") < kinds.index("requeue") < kinds.index("connect", 3)
     # What Asterisk said about the lost leg: cause 44 (requested channel unavailable).
     ends = leg_ends(live, "1001")
+    # Noticed (the controller's own log line) within twice the endpoint's rtp_timeout: the
+    # bound docs/emergency-plan.md states.
+    lost = [
+        line
+        for line in read_log(live.config.run_dir / "log" / "controller.log")
+        if line.event == "agent.phone_lost" and line.fields.get("agent") == "1001"
+    ]
+    noticed_s = lost[-1].at - killed_at
     print(f"\n1001's leg ended with {ends}; noticed {noticed_s:.1f} s after kill -9")
+    assert 0 < noticed_s <= 2 * RTP_TIMEOUT_S
     assert ("ChannelDestroyed", 44) in [(kind, cause) for kind, cause, _ in ends]
     # The vanished agent is not left busy and is not rung: not-ready(phone-lost).
     view = live.agent("1001")

@@ -20,6 +20,9 @@ from tests.integration.drill_log import read_log
 pytestmark = pytest.mark.integration
 
 AGENTS = ["1001", "1002", "1003", "1004", "1005", "1006"]
+RESYNC_AFTER_CUT_S = 2.0
+"""The bound docs/emergency-plan.md states: link down seen → resynced, on the controller's
+own log (its first reconnect waits the 1 s of the backoff's first step)."""
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +63,8 @@ def test_calls_placed_while_the_controller_is_away_are_held_then_served(
         callers = live.caller(run, calls=3, rate=3, limit=3).start()
         # Answered by the dialplan's fallback (no controller: Stasis fails), on hold.
         assert wait_until(lambda: callers.stats().created == 3, 10)
-        time.sleep(1.0)
+        assert wait_until(lambda: refusals.count() >= 3, 10)  # each caller took the fallback
         assert live.records(run, expected=0, timeout=0) == []
-        assert refusals.count() >= 3  # each caller took the fallback
         live.stack.up()
         stats = callers.wait(timeout=60)
     finally:
@@ -71,6 +73,53 @@ def test_calls_placed_while_the_controller_is_away_are_held_then_served(
     records = live.records(run, expected=3)
     assert [r["outcome"] for r in records] == ["completed"] * 3
     _one_record_per_caller(records)
+
+
+def test_with_no_controller_the_fallback_retries_then_says_all_busy_and_hangs_up(
+    live: LiveStack,
+) -> None:
+    """The dialplan fallback run to exhaustion, as a SIPp caller meets it: answered, "please
+    hold" and music between FALLBACK_TRIES retries of Stasis, then "all busy", "goodbye"
+    and a BYE from Asterisk (SIPp counts the call successful only if that BYE came)."""
+    run = live.next_run()
+    refusals = StasisRefusals(live)
+    live.stack.controller.stop()
+    try:
+        started = time.monotonic()
+        caller = live.caller(run, calls=1).start()
+        heard = _applications_until_gone(live, timeout=FALLBACK_TRIES * FALLBACK_WAIT_S + 40)
+        stats = caller.wait(timeout=30)
+        took_s = time.monotonic() - started
+    finally:
+        live.stack.up()
+    assert (stats.successful, stats.failed) == (1, 0), caller.errors()
+    assert refusals.count() == FALLBACK_TRIES + 1  # the first try, then each retry
+    # What the caller's channel ran, in order (a step seen once per run of it).
+    retry = ["Playback(pls-hold-while-try)", f"MusicOnHold(default,{FALLBACK_WAIT_S})"]
+    assert heard == retry * FALLBACK_TRIES + ["Playback(tt-allbusy)", "Playback(vm-goodbye)"]
+    assert took_s >= FALLBACK_TRIES * FALLBACK_WAIT_S
+    assert live.records(run, expected=0, timeout=0) == []  # no controller saw it
+
+
+def _applications_until_gone(live: LiveStack, timeout: float) -> list[str]:
+    """The prompts and music a caller's channel plays, in order, polled from `core show
+    channels concise` until the channel is gone (the instant steps between them — Stasis,
+    Set, Answer, GotoIf — are left out)."""
+    seen: list[str] = []
+    last = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = live.stack.asterisk_cli("core show channels concise").splitlines()
+        mine = [line.split("!") for line in lines if line.startswith("PJSIP/callers")]
+        if not mine and seen:
+            return seen
+        if mine:
+            step = f"{mine[0][5]}({mine[0][6]})"
+            if step != last and step.startswith(("Playback(", "MusicOnHold(")):
+                seen.append(step)
+            last = step
+        time.sleep(0.1)
+    raise AssertionError(f"the caller's channel was still up after {timeout} s: {seen}")
 
 
 def test_a_cut_ari_websocket_is_resynced_with_no_call_lost_or_doubled(live: LiveStack) -> None:
@@ -126,6 +175,7 @@ def test_a_cut_ari_websocket_is_resynced_with_no_call_lost_or_doubled(live: Live
     down = next(line for line in after if line.event == "ari.link_down")
     resynced = next(line for line in after if line.event == "calls.resynced")
     adopted = sum(int(x.fields.get("adopted", 0)) for x in after if x.event == "calls.resynced")
+    assert resynced.at - down.at <= RESYNC_AFTER_CUT_S
     print(
         f"websocket cut: link down seen {down.at - cut_at:.2f} s after the cut, resynced "
         f"{resynced.at - cut_at:.2f} s after it (resync {resynced.fields['ms']} ms, "

@@ -1,8 +1,10 @@
 """The restart drill at load: `kill -9` the controller with 100 live calls (40 talking, 60
 waiting), start it again, and nobody notices — waiting callers keep their order and are
 connected, talks go on and are closed when the agent hangs up, SIPp sees no failed call —
-and the controller is routing again soon after its restart (the figures are printed from its
-own log; the box is shared, so they are reported, not asserted against the 2 s target).
+and the controller is routing again within ROUTING_AGAIN_S of its start, measured on its own
+log from `controller.starting` (the program loaded, its config read) to `calls.resynced`: the
+test client's pace cannot move that figure. The time from the kernel starting the process
+(interpreter and imports included) is printed beside it.
 
 Just before the kill the controller is frozen (SIGSTOP) while a few more callers come in:
 Asterisk hands them to the Stasis app (the websocket is still open) but their StasisStart is
@@ -30,6 +32,8 @@ pytestmark = pytest.mark.integration
 TALKING, WAITING, UNSEEN = 40, 60, 3
 CALLS = TALKING + WAITING
 AGENTS = [str(n) for n in range(2001, 2001 + TALKING)]
+ROUTING_AGAIN_S = 2.0
+"""The bound docs/emergency-plan.md states: controller start → routing again (resynced)."""
 LONG_TALK_MS = 20_000  # the talks going on across the kill and the restart
 SHORT_TALK_MS = 1_500  # the waiting callers' talks after it: the drill stays short
 
@@ -98,6 +102,9 @@ def test_kill_9_with_40_talking_and_60_waiting_loses_nobody_and_routes_again(
         assert wait_until(lambda: live.stack.controller.pid() is None, 5)
         started_at = time.time()
         live.stack.up()  # the controller again; returns once ARI is up, i.e. resynced
+        new_pid = live.stack.controller.pid()
+        assert new_pid is not None
+        spawned_at = _process_start(new_pid)
         back = health()
         assert (back["calls"], back["agents"].get("busy")) == (CALLS + UNSEEN, TALKING)
         assert wait_until(lambda: health()["waiting"] == WAITING + UNSEEN, 10), health()
@@ -136,15 +143,22 @@ def test_kill_9_with_40_talking_and_60_waiting_loses_nobody_and_routes_again(
         f"restart drill ({CALLS} calls): spawn {started_at - killed_at:.2f} s after the kill; "
         f"ARI up {figures.link_up.at - started_at:.2f} s after spawn; resync "
         f"{figures.resynced.fields['ms']} ms ({figures.resynced.fields['calls']} calls); "
-        f"routing again {figures.resynced.at - started_at:.2f} s after spawn "
-        f"({figures.resynced.at - killed_at:.2f} s after the kill); first agent free -> "
+        f"routing again {figures.resynced.at - figures.starting.at:.2f} s after the controller "
+        f"started ({figures.resynced.at - spawned_at:.2f} s after its process did, "
+        f"{figures.resynced.at - killed_at:.2f} s after the kill); first agent free -> "
         f"offer {(figures.first_offer.at - figures.first_free.at) * 1000:.0f} ms; "
         f"{figures.resynced.fields['adopted']} unseen callers adopted"
     )
     assert int(figures.resynced.fields["adopted"]) == UNSEEN
-    # A bound far above the 2 s target: on this shared 2-core box it only catches a
-    # controller that hangs or waits out a backoff; the figure above is the measurement.
-    assert figures.resynced.at - started_at < 20
+    assert figures.resynced.at - figures.starting.at <= ROUTING_AGAIN_S
+
+
+def _process_start(pid: int) -> float:
+    """When the kernel started `pid`, in epoch seconds: /proc/<pid>/stat's starttime counts
+    clock ticks since boot, the clock CLOCK_BOOTTIME reads."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - age
 
 
 def _in_stasis(live: LiveStack) -> int:
@@ -163,11 +177,12 @@ class RoutingBack:
                     return line
             raise AssertionError(f"no {event} {match} in the restarted controller's log")
 
+        self.starting = first("controller.starting")
         self.link_up = first("ari.link_up")
         self.resynced = first("calls.resynced")
         self.first_free = first("call.ended", hangup_by="agent")
         self.first_offer = first("call.ringing")
-        order = [self.link_up, self.resynced, self.first_free, self.first_offer]
+        order = [self.starting, self.link_up, self.resynced, self.first_free, self.first_offer]
         assert [line.index for line in order] == sorted(line.index for line in order), order
 
 
