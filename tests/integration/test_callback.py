@@ -5,12 +5,12 @@ an IVR flow (number 95511 here) is kept from the key press on."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from ccserver.loadtest import sipp
+from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack
 
 pytestmark = pytest.mark.integration
@@ -67,10 +67,10 @@ def test_a_callback_keeps_its_place_and_dials_the_agent_first(live: LiveStack) -
     ).start()
     try:
         busy = live.caller(first, calls=1).start()  # keeps the only agent busy for 8 s
-        time.sleep(1.0)
+        assert wait_until(lambda: live.agent("1001")["state"] == "busy", 15)
         # Waits, hears the offer after 3 s of queue, presses 1, confirms the number with 1.
         asks = live.caller_keys(second, [6000, "1", 1200, "1"]).start()
-        time.sleep(1.0)
+        assert wait_until(lambda: live.stack.controller_health()["waiting"] == 1, 15)
         later = live.caller(third, calls=1).start()  # came later, stays on the line
         results = [p.wait(timeout=90) for p in (busy, asks, later)]
     finally:

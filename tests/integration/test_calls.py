@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,29 +55,14 @@ def test_a_call_waits_while_every_agent_talks_and_connects_when_one_frees(
     records = live.place_calls(6, talk_ms=4000, rate=50, limit=6)
     waits = sorted(r["wait_s"] for r in records)
     assert waits[-1] >= 3.0, waits  # waited roughly one talk time for an agent to free up
-    assert all(w < 1.5 for w in waits[:-1]), waits
     waiter = max(records, key=lambda r: r["wait_s"])
-    first_done = min((r for r in records if r is not waiter), key=lambda r: r["ended_at"])
+    others = [r for r in records if r is not waiter]
+    first_done = min(others, key=lambda r: r["ended_at"])
+    # The five others were answered at once: before any talk had ended.
+    assert all(r["connected_at"] < first_done["ended_at"] for r in others), waits
     assert waiter["outcome"] == "completed"
     assert waiter["agent"] == first_done["agent"]  # the first agent to free up took it
     assert waiter["connected_at"] >= first_done["ended_at"]
-
-
-def test_the_dialplan_holds_calls_while_the_controller_is_away(live: LiveStack) -> None:
-    run = live.next_run()
-    live.stack.controller.stop()
-    agents = live.agents("answer", talk_ms=1000).start()
-    try:
-        callers = live.caller(run, calls=1).start()
-        time.sleep(3)  # the call meets the fallback: apology, hold, retry
-        live.stack.up()  # the controller returns; the retry enters Stasis
-        stats = callers.wait(timeout=60)
-    finally:
-        agents.stop()
-    assert (stats.successful, stats.failed) == (1, 0)
-    (record,) = live.records(run, expected=1)
-    assert record["outcome"] == "completed"
-    assert record["agent"] in AGENTS
 
 
 def test_nothing_listens_beyond_loopback(live: LiveStack) -> None:
@@ -131,33 +113,3 @@ def _ip(hex_ip: str) -> str:
     if len(hex_ip) == 8:
         return ".".join(str(b) for b in reversed(bytes.fromhex(hex_ip)))
     return "ipv6:" + hex_ip
-
-
-def test_callers_waiting_and_talking_survive_a_controller_kill(live: LiveStack) -> None:
-    """kill -9 of the controller: talks go on, waiting callers keep their order, nobody is
-    dropped. (The restart rebuilds from Asterisk's own view: GET /channels and /bridges.)"""
-    run = live.next_run()
-    agents = live.agents("answer", talk_ms=5000).start()
-    try:
-        # Eight callers for five agents: five talk, three wait, in arrival order.
-        callers = live.caller(run, calls=8, rate=8, limit=8).start()
-        time.sleep(2.5)
-        pid = live.stack.controller.pid()
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)
-        time.sleep(1.0)
-        started = time.monotonic()
-        live.stack.up()  # starts the controller again; returns once ARI and AMI are up
-        restart_s = time.monotonic() - started
-        stats = callers.wait(timeout=90)
-    finally:
-        agents.stop()
-    assert (stats.successful, stats.failed) == (8, 0)
-    records = live.records(run, expected=8)
-    assert [r["outcome"] for r in records] == ["completed"] * 8
-    talkers = [r for r in records if r["connected_at"] < r["arrived_at"] + 2.5]
-    waiters = sorted((r for r in records if r not in talkers), key=lambda r: r["arrived_at"])
-    assert len(talkers) == 5 and len(waiters) == 3
-    # The waiting callers were connected in the order they arrived.
-    assert [r["connected_at"] for r in waiters] == sorted(r["connected_at"] for r in waiters)
-    assert restart_s < 10, restart_s

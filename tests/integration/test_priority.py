@@ -3,12 +3,12 @@ before it, and its queue records the conversation into the run dir."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, start_stack
 
 pytestmark = pytest.mark.integration
@@ -43,9 +43,9 @@ def test_a_priority_call_overtakes_earlier_calls_and_is_recorded(live: LiveStack
     agent = live.agents("answer", talk_ms=4000).start()
     try:
         first = live.caller(busy, calls=1).start()  # the only agent talks to this one
-        time.sleep(1.0)
+        assert wait_until(lambda: live.agent("1001")["state"] == "busy", 15)
         waits = live.caller(general, calls=1).start()
-        time.sleep(1.0)
+        assert wait_until(lambda: live.stack.controller_health()["waiting"] == 1, 15)
         urgent = live.caller(repair, calls=1, service="95597").start()
         results = [p.wait(timeout=60) for p in (first, waits, urgent)]
     finally:
