@@ -13,6 +13,8 @@ demo billing backend the flow looks bills up in.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import socket
 import subprocess
 import sys
@@ -33,27 +35,54 @@ FLOWS = Path(__file__).resolve().parents[2] / "ivr_flows"
 IVR_QUEUES = ("general", "billing", "repair", "business", "complaints")
 FIRST_PHONE = 20001
 RTP_BASE = 20000
-"""Below the kernel's ephemeral range (where `free_port` finds SIP and HTTP ports) and
-above the blocks the integration tests' stacks use (12000 + 400 per stack)."""
+"""Below `PORT_BAND` (where `free_port` finds SIP and HTTP ports) and above the blocks the
+integration tests' stacks use (12000 + 400 per stack)."""
+PORT_BAND = (26000, 32768)
+"""Where `free_port` looks: below the kernel's ephemeral range (32768–60999 by default,
+/proc/sys/net/ipv4/ip_local_port_range), which the kernel draws from for outgoing
+connections and binds to port 0. A port checked free here therefore stays free until the
+service binds it, unless some program asks for that very number; a port found by binding
+port 0 could be taken in that window by any outgoing connection."""
+PORT_STEP = 4
+"""Ports go out in blocks of four, all checked free: SIPp puts RTCP and its echo beside
+its media port."""
 
+
+def _port_band() -> range:
+    low, high = PORT_BAND
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = high
+    return range(low, min(high, ephemeral) - PORT_STEP + 1, PORT_STEP)
+
+
+_band = _port_band()
+# Each process starts at its own place in the band (and walks it in turn), so that quick
+# successive runs do not meet the ports the last one left in TIME_WAIT.
+_next = itertools.count(os.getpid() % max(len(_band), 1))
 _handed_out: set[int] = set()
 
 
+def _bindable(port: int) -> bool:
+    for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    """A port free for TCP and UDP on 127.0.0.1 now, never handed out before by this process
-    (the kernel may offer a just-released port again)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                udp.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        if port not in _handed_out:
+    """A port free for TCP and UDP on 127.0.0.1 now (with the three above it), from
+    `PORT_BAND`, never handed out before by this process."""
+    for _ in range(len(_band)):
+        port = _band[next(_next) % len(_band)]
+        if port not in _handed_out and all(_bindable(p) for p in range(port, port + PORT_STEP)):
             _handed_out.add(port)
             return port
+    raise StackError(f"no free port left in {PORT_BAND[0]}–{PORT_BAND[1] - 1} on 127.0.0.1")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ on the port it is given, bound to 127.0.0.1."""
 from __future__ import annotations
 
 import argparse
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ import urllib.request
 from aiohttp.test_utils import TestClient, TestServer
 
 from ccserver.ivr import billing_demo
+from ccserver.loadtest.privstack import free_port
 
 
 async def test_accounts_unknown_accounts_and_bad_numbers() -> None:
@@ -39,9 +39,7 @@ def test_the_command_line_defaults_to_loopback_and_port_8095() -> None:
 
 
 def test_the_command_serves_until_terminated() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     code = (
         "import argparse, sys; from ccserver.ivr.billing_demo import register; "
         "p = argparse.ArgumentParser(); register(p.add_subparsers()); "

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-import socket
 import stat
 import threading
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from ccserver import licensing
 from ccserver import secrets as secrets_mod
 from ccserver.cli import main
 from ccserver.licensing import Grace, License, LicenseError
+from ccserver.loadtest.privstack import free_port
 from ccserver.seats import SeatLedger
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC).timestamp()
@@ -352,12 +352,6 @@ def test_usage_and_expiry_warning_follow_the_clock() -> None:
 # --- the command line -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _write_config(tmp_path: Path, port: int) -> Path:
     """A config with its run dir in tmp_path, the test's vendor key trusted, and the
     controller looked for on `port` (never the machine's real stack)."""
@@ -373,7 +367,7 @@ def _write_config(tmp_path: Path, port: int) -> Path:
 @pytest.fixture
 def center(tmp_path: Path, vendor: Any) -> Path:
     """The config of a center whose controller is not running."""
-    return _write_config(tmp_path, _free_port())
+    return _write_config(tmp_path, free_port())
 
 
 def _issue(tmp_path: Path, out: str, *extra: str) -> Path:

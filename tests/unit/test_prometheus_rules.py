@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ccserver.loadtest.privstack import free_port
 from ccserver.stack.render import fill
 from tests.grafana import DASHBOARD, ccserver_dashboard_exprs
 
@@ -241,13 +241,6 @@ def test_dashboard_is_templated_on_its_datasource_and_every_panel_has_a_query() 
     assert not [(title, e) for title, e in exprs if "$" in e], "unsubstituted variables"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _get_json(url: str) -> dict[str, Any]:
     """GET a Prometheus API URL; its JSON body, also for 4xx answers (errors come as JSON)."""
     try:
@@ -269,7 +262,7 @@ def prometheus_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = workdir / "prometheus.yml"
     config.write_text("global:\n  scrape_interval: 1m\n", encoding="utf-8")
     log_path = workdir / "prometheus.log"
-    port = _free_port()
+    port = free_port()
     argv = [
         binary,
         f"--config.file={config}",
