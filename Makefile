@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router lint \
-	stop status clean
+.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router fuzz \
+	lint stop status clean
 
 setup: system asterisk venv
 
@@ -41,6 +41,13 @@ bench-router: venv
 # (a private stack; about 7 minutes). Not part of `make test`.
 bench: setup
 	$(PY) tests/bench/bench_vs_app_queue.py
+
+# Long random fuzz campaigns (Hypothesis's `fuzz` profile, tests/fuzzing.py): 20 times the
+# examples of `make test`, a new seed each run; failing inputs are saved to
+# tests/fuzz-examples/ (commit them with the fix: `make test` replays them).
+fuzz: setup
+	$(PY) -m pytest -o addopts="-ra --strict-markers" --hypothesis-profile=fuzz \
+		tests/property tests/integration/test_api_fuzz.py
 
 lint: venv
 	$(VENV)/bin/ruff check ccserver acd_core tests

@@ -6,6 +6,9 @@ router did not load, instead of silently testing the pure twin twice.
 `redis_socket` is a throwaway Redis for unit and property tests: it listens on a unix socket
 only (`--port 0`), so there is no TCP port to race for with the integration stacks that may
 run on the same machine, and nothing is persisted.
+
+Hypothesis's profiles (`ci` for `make test`, `fuzz` for `make fuzz`) are registered here
+from `tests/fuzzing.py`.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from pathlib import Path
 import pytest
 
 import acd_core
+from tests import fuzzing
 
 TWINS = ["python", "cython"]
+fuzzing.register_profiles()
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

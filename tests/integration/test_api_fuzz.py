@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.fuzzing import fuzz
 from tests.integration.conftest import LiveStack, start_stack
 
 pytestmark = pytest.mark.integration
@@ -71,15 +72,6 @@ def _least_role(operation: Any) -> str | None:
     return found[1]
 
 
-def _fuzz(examples: int) -> settings:
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-
-
 def _run(
     live: LiveStack,
     operation: Any,
@@ -93,7 +85,7 @@ def _run(
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     session = requests.Session()
 
-    @_fuzz(examples)
+    @fuzz(examples, live=True)
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: schemathesis.Case) -> None:
         if token is None and case.headers:  # schemathesis makes up one from the document

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ccserver import config as config_mod
@@ -31,6 +31,7 @@ from ccserver.config import Config
 from ccserver.errors import ConfigError
 from ccserver.ivr.loader import FlowError, FlowIssue, load_flows, validate_file
 from ccserver.licensing import LicenseError
+from tests.fuzzing import fuzz
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = (ROOT / "ivr_flows" / "95598.yaml").read_text(encoding="utf-8")
@@ -46,17 +47,6 @@ LICENSE_SLUGS = {
     "license-expired",
 }
 NOW = time.time()
-
-
-def fuzz(examples: int) -> settings:
-    """Random inputs, like the router's property tests, `examples` of them; no example
-    database: a failure prints its minimal input, which becomes a test of its own."""
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-        database=None,
-    )
 
 
 @st.composite

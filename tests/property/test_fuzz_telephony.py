@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from panoramisk.ami_protocol import AMIProtocol
 
@@ -31,6 +31,7 @@ from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ami import WATCHED_EVENTS, AmiClient, AmiEvent, parse_message
 from ccserver.telephony.ari import AriEvent, parse_event
+from tests.fuzzing import fuzz
 from tests.replay import SilentAsterisk, stop_center
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -46,17 +47,6 @@ REFER = {
 }
 """A phone's blind REFER as `transfers.on_refer` reads it (the recording has no transfer);
 its source channel is pointed at a leg the center originated."""
-
-
-def fuzz(examples: int) -> settings:
-    """Random inputs, like the router's property tests, `examples` of them; no example
-    database: a failure prints its minimal input, which becomes a unit test of its own."""
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-        database=None,
-    )
 
 
 CALLER_IDS = ["1795572338.2", "1795572339.3", "cb-y", ""]

@@ -12,6 +12,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import acd_core
 from acd_core import RelaxStep, RouterError
+from tests import fuzzing
 from tests.conftest import compiled_available
 
 AGENTS = [f"a{i}" for i in range(7)]
@@ -212,7 +213,7 @@ class TwinsMachine(RuleBasedStateMachine):
 
 
 TwinsMachine.TestCase.settings = settings(
-    max_examples=300,
+    max_examples=300 * fuzzing.scale(),
     stateful_step_count=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
