@@ -11,7 +11,17 @@ if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 echo "setup: installing ccserver into .venv"
-.venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
-.venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+# pip's output goes to a log that is shown only when it fails; a failed install stops here.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+pip_install() {
+  if ! .venv/bin/python -m pip install -q "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install $* failed" >&2
+    exit 1
+  fi
+}
+pip_install --upgrade pip
+pip_install -e '.[dev]'
 .venv/bin/python -c 'import ccserver, acd_core' # fails loudly when the install did not work
 echo "$want" > "$stamp"
