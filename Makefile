@@ -33,14 +33,21 @@ test-unit: venv
 test-integration: setup
 	$(PY) -m pytest -m "integration and not slow"
 
-# Compiled vs pure router on seeded workloads; prints the figures, writes JSON.
+# Compiled vs pure router on seeded workloads; prints the figures, writes docs/bench/router.json
+# (with `meta`: commit, date, CPU) and regenerates the table of docs/routing.md from it.
 bench-router: venv
-	$(PY) tests/bench/bench_router.py --json tests/bench/results/router.json
+	$(PY) tests/bench/bench_router.py --json docs/bench/router.json
+	$(PY) scripts/bench_docs.py
 
 # ccserver vs Asterisk's app_queue under the same SIPp load, plus the capacity search
-# (a private stack; about 7 minutes). Not part of `make test`.
+# (a private stack; about 7 minutes), then the goal step alone as a test (the `slow` ones:
+# 150 concurrent at 20 CPS, 0 failed; docs/bench/capacity_goal.json). Not part of `make
+# test`. Writes docs/bench/vs_app_queue.json and regenerates docs/benchmarks.md's tables from
+# it, also when a call failed (the exit status stays the bench's).
 bench: setup
-	$(PY) tests/bench/bench_vs_app_queue.py
+	$(PY) tests/bench/bench_vs_app_queue.py --json docs/bench/vs_app_queue.json; status=$$?; \
+	ACD_CORE_REQUIRE_EXTENSION=1 $(PY) -m pytest -m slow tests/bench; goal=$$?; \
+	$(PY) scripts/bench_docs.py && [ $$status -eq 0 ] && [ $$goal -eq 0 ]
 
 # Long random fuzz campaigns (Hypothesis's `fuzz` profile, tests/fuzzing.py): 20 times the
 # examples of `make test`, a new seed each run; failing inputs are saved to
@@ -50,8 +57,8 @@ fuzz: setup
 		tests/property tests/integration/test_api_fuzz.py
 
 lint: venv
-	$(VENV)/bin/ruff check ccserver acd_core tests
-	$(VENV)/bin/ruff format --check ccserver acd_core tests
+	$(VENV)/bin/ruff check ccserver acd_core tests scripts
+	$(VENV)/bin/ruff format --check ccserver acd_core tests scripts
 	$(VENV)/bin/mypy
 
 stop:

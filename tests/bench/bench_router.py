@@ -2,6 +2,9 @@
 
     python tests/bench/bench_router.py [--quick] [--json PATH]
 
+`make bench-router` writes docs/bench/router.json (with `meta`: commit, date, CPU, cores,
+Python) and regenerates the table of docs/routing.md from it (scripts/bench_docs.py).
+
 Workloads (tests/bench/workloads.py, seeded): (a) a 95598 day — 180 agents, 20 skills,
 10 queues with relaxation, peak/flat/valley arrivals, RONA, abandons, breaks; (b) a huge
 center — 10 000 agents, 100 skills, 200 queues, 100 000 waiting calls — where each decision
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import acd_core
+from tests.bench.meta import bench_meta
 from tests.bench.workloads import Probe, backlog, center_day, percentile
 
 TARGETS = {"day_p99_ns": 1_000, "backlog_p99_ns": 20_000, "speedup": 10.0}
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(f"{workload:8} compiled/pure speed-up at p50: {speedup:.1f}x")
     report = {
-        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        "meta": bench_meta(),
         "quick": args.quick,
         "targets": TARGETS,
         "results": results,
