@@ -233,7 +233,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     issue.add_argument("--ivr-channels", type=int, required=True)
     issue.add_argument("--days", type=float, required=True, help="valid from --not-before/now")
     issue.add_argument("--not-before", metavar="ISO", help="e.g. 2026-07-01T00:00:00Z")
-    issue.add_argument("--grace-pct", type=float, help="extra seats allowed, % of seats")
+    issue.add_argument("--grace-pct", type=float, help="extra seats allowed, %% of seats")
     issue.add_argument("--grace-minutes", type=float, help="for at most this long")
     issue.add_argument("--feature", action="append", default=[], metavar="F")
     issue.add_argument("--id", help="license id (default: <customer>-<date>-<random>)")
