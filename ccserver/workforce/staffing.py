@@ -23,6 +23,7 @@ from ccserver.workforce.forecast import interval_seconds
 
 __all__ = [
     "EXAMPLE_95598_CALLS",
+    "EXAMPLE_95598_LABEL",
     "Example95598",
     "IntervalStaff",
     "StaffingPlan",
@@ -193,6 +194,12 @@ EXAMPLE_95598_CALLS = (
 EXAMPLE_95598_TARGETS = Targets(aht_s=180, sl=0.8, target_s=20, max_occupancy=0.85, shrinkage=0.3)
 EXAMPLE_95598_IVR = 20
 EXAMPLE_95598_SEATS_TODAY = 71
+EXAMPLE_95598_LABEL = (
+    "95598 worked example — illustrative volumes, not measured: a storm-day shape scaled "
+    "so the peak lands on 160 agents; for a real center use its own history "
+    "(ccserver staff --csv HISTORY.csv)"
+)
+"""The header `ccserver staff|simulate --example 95598` print above their tables."""
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,42 @@ def test_staff_example_95598_prints_180_seats(capsys: pytest.CaptureFixture[str]
     assert "peak 160 agents" in out and "+ 20 IVR channels = 180 seats; 109 more" in out
 
 
+LABEL = "95598 worked example — illustrative volumes, not measured"
+
+
+def test_the_95598_example_says_its_volumes_are_illustrative(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["staff", "--example", "95598"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(LABEL)
+    data = run_json(["staff", "--example", "95598"], capsys)
+    assert data["illustrative"] is True
+    assert data["license_seats"] == 180
+
+    sim = ["simulate", "--example", "95598", "--agents", "112"]
+    assert run(sim) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(LABEL)
+    assert run_json(sim, capsys)["illustrative"] is True
+
+
+def test_runs_on_real_volumes_are_not_labelled_illustrative(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "history.csv"
+    rows = [f"2024-07-{d:02d}T09:{m:02d},{30 + m}" for d in range(1, 15) for m in (0, 30)]
+    path.write_text("start,calls\n" + "\n".join(rows) + "\n")
+    assert run(["staff", "--csv", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "illustrative" not in out and out.startswith("targets: ")
+    assert run_json(["staff", "--csv", str(path)], capsys)["illustrative"] is False
+
+    sim = ["simulate", "--calls-per-hour", "60", "--hours", "1", "--agents", "4"]
+    assert run(sim) == 0
+    out = capsys.readouterr().out
+    assert "illustrative" not in out and out.startswith("agents  offered")
+    assert run_json(sim, capsys)["illustrative"] is False
+
+
 def test_forecast_and_staff_from_a_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lines = ["start,calls"]
     for day in range(1, 15):  # two weeks, every day, 09:00–12:00 in 30-minute rows
