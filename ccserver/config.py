@@ -228,7 +228,7 @@ class AgentConfig(_Section):
 
 def _queues_95598() -> list[QueueConfig]:
     """The 95598 set-up: one skill per queue; repair calls go first; billing and business
-    calls reach general agents after a minute; complaints are recorded."""
+    calls reach general agents after a minute. No queue is recorded (`record` is off)."""
     general = {"general": 1}
     return [
         QueueConfig(name="general", skills=general),
