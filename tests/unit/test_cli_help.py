@@ -4,6 +4,8 @@ a traceback (argparse %-formats help texts, so a bare `%` in one breaks its `--h
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import pytest
 
@@ -48,3 +50,19 @@ def test_help_exits_0_with_a_usage_line_naming_the_command(
     assert caught.value.code == 0, err
     assert out.startswith("usage: " + " ".join(("ccserver", *path)) + " "), out
     assert err == ""
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`ccserver staff --example 95598 | head -1`: the reader closes the pipe; the command
+    ends quietly (141, as a shell reports SIGPIPE) instead of printing a BrokenPipeError."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ccserver", "staff", "--example", "95598"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
