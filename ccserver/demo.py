@@ -94,10 +94,10 @@ def report(records: list[dict[str, Any]], stats: sipp.SippStats) -> str:
         if r.get("wait_s") is not None and r.get("connected_at"):
             waits.append(r["wait_s"])
         tries = ", ".join(f"{a['agent']}:{a['result']}" for a in r.get("attempts", []))
+        wait = "-" if r.get("wait_s") is None else f"{r['wait_s']:.2f}"
         lines.append(
-            f"{r['caller']:<16} {_ivr(r):<14} {r.get('agent') or '-':<6} "
-            f"{r['wait_s'] if r.get('wait_s') is not None else '-':>7} "
-            f"{round(talk, 1) if talk is not None else '-':>7}  "
+            f"{r['caller']:<16} {_ivr(r):<14} {r.get('agent') or '-':<6} {wait:>7} "
+            f"{'-' if talk is None else f'{talk:.1f}':>7}  "
             f"{r.get('outcome') or '-':<9} {tries}"
         )
     answered = sum(1 for r in records if r.get("connected_at"))
