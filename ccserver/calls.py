@@ -274,9 +274,22 @@ class CallCenter:
             )
         except AriError as exc:
             log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
+            await self._unbridge(call, bridge)
             await self.hangup(leg)
-            return  # the end event of whichever side is gone finishes the clean-up
+            return  # the agent leg's end requeues the caller; a caller gone ends the call
         await self.connected(call, bridge)
+
+    async def _unbridge(self, call: Call, bridge: str) -> None:
+        """Undo a connection that failed half-way, so the caller waits again as before: the
+        call's bridge goes (left behind, it would refuse every later attempt with 409), and
+        the caller is back in the holding bridge with its music. A caller who is gone is
+        not held again: its own end event closes the call."""
+        try:
+            await self.ari.request("DELETE", f"/bridges/{bridge}")
+        except AriError as exc:
+            if exc.status != 404:  # 404: never made
+                log(logger, "call.unbridge_failed", logging.WARNING, call=call.id, error=str(exc))
+        await self.hold(call.id)
 
     async def connected(self, call: Call, bridge: str) -> None:
         """Caller and agent are in `bridge`: the router, the record and the recording."""

@@ -4,14 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 from ccserver.calls import CallCenter
 from ccserver.config import Config
 from ccserver.prompts import Prompts
 from ccserver.store import Store
-from ccserver.telephony.ari import parse_event
+from ccserver.telephony.ari import AriError, parse_event
 from tests.replay import SilentAsterisk, stop_center
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -64,3 +66,93 @@ async def test_a_caller_who_hangs_up_in_the_greeting_never_enters_the_queue(
     assert (record["outcome"], record["hangup_by"]) == ("abandoned", "caller")
     assert (record["queue"], record["queued_at"], record["wait_s"]) == (None, None, None)
     assert not [path for _, path in ari.made if path.endswith("/addChannel")]  # never held
+
+
+class BridgingAsterisk(SilentAsterisk):
+    """SilentAsterisk that keeps the bridges the center makes, refuses a second bridge of
+    an id (409, as Asterisk does), and refuses the first addChannel to a call's bridge with
+    Asterisk's "400 Channel not found": what the bench met when an overloaded controller
+    answered an agent leg whose phone had already hung up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bridges: set[str] = set()
+        self.refuse_adds = 1
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> Any:
+        answer = await super().request(method, path, params=params, body=body)
+        if method == "POST" and path == "/bridges":
+            bridge = str((params or {})["bridgeId"])
+            if bridge in self.bridges:
+                raise AriError(f"POST /bridges: 409 Bridge with id '{bridge}' exists", status=409)
+            self.bridges.add(bridge)
+        elif method == "DELETE" and path.startswith("/bridges/"):
+            self.bridges.discard(path.rsplit("/", 1)[1])
+        elif (
+            path.startswith("/bridges/call-") and path.endswith("/addChannel") and self.refuse_adds
+        ):
+            self.refuse_adds -= 1
+            raise AriError(f"POST {path}: 400 Channel not found", status=400)
+        return answer
+
+
+async def test_a_connection_that_fails_half_way_puts_the_caller_back_on_hold(
+    redis_socket: Path, tmp_path: Path, prompts: Prompts
+) -> None:
+    (tmp_path / "no-flows").mkdir()
+    config = Config.model_validate(
+        {
+            "stack": {"run_dir": str(tmp_path / "run")},
+            "ivr": {"flows_dir": str(tmp_path / "no-flows")},
+            "controller": {"greeting": ""},
+            "phones": {"ids": ["1001", "1002"]},
+        }
+    )
+    ari = BridgingAsterisk()
+    store = Store(unix_socket=str(redis_socket))
+    center = CallCenter(config, ari, store, prompts)
+    center.acd.start_fresh(time.time())
+    center.started = True
+    recorded = (FIXTURES / "ari" / "call_flow.jsonl").read_text().splitlines()
+    caller = "1795572338.2"
+    arrives = next(line for line in recorded if '"StasisStart"' in line and caller in line)
+    answers = next(line for line in recorded if '"StasisStart"' in line and '"agent",' in line)
+    destroyed = next(line for line in recorded if '"ChannelDestroyed"' in line and "agent-" in line)
+
+    async def feed(line: str, leg: str | None = None) -> None:
+        if leg is not None:  # the recorded leg's id becomes the one the center chose
+            line = re.sub(r"agent-[0-9a-f]{32}", leg, line).replace("1795572339.3", caller)
+        event = parse_event(line)
+        assert event is not None
+        await center.on_event(event)
+        await asyncio.sleep(0.05)
+
+    def rung() -> list[str]:
+        return [leg for leg in ari.originated if leg.startswith("agent-")]
+
+    try:
+        await feed(arrives)
+        first = rung()[-1]
+        await feed(answers, first)  # the bridge is made, the caller leaves the music, the add fails
+        made = ari.made[-4:]
+        assert ("DELETE", f"/bridges/call-{caller}") in made  # no bridge left behind
+        assert ("POST", "/bridges/ccserver-holding/addChannel") in made  # back on hold
+        assert ("DELETE", f"/channels/{first}") in made
+        await feed(destroyed, first)  # the failed leg ends: the caller is offered again
+        second = rung()[-1]
+        assert second != first
+        await feed(answers, second)
+        record = await store.load_call(caller)
+    finally:
+        await stop_center(center)
+        await store.close()
+    assert record is not None
+    assert record["state"] == "connected", record
+    assert [a["result"] for a in record["attempts"]][-1] == "answered"
