@@ -14,6 +14,7 @@ from typing import Any
 
 from ccserver import config as config_mod
 from ccserver.loadtest import params as params_mod
+from ccserver.loadtest.results import BRANCH_OUTCOMES
 
 
 def cmd_loadtest(args: argparse.Namespace) -> int:
@@ -51,8 +52,9 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def summary(result: dict[str, Any]) -> str:
     """The figures side by side, one system a line, then capacity steps and goals."""
     header = (
-        f"{'system':<10} {'offered':>7} {'done':>6} {'failed':>6} {'aband':>5}"
-        f" {'ring p50/p99 ms':>17} {'wait p50/p99 ms':>17} {'cpu ast/ctl %':>14}"
+        f"{'system':<10} {'asked':>6} {'offered':>7} {'done':>6} {'failed':>6} {'cut':>4}"
+        f" {'aband':>5} {'ring p50/p99 ms':>17} {'ivr p50/p99 s':>15}"
+        f" {'answer→agent p50/p99 s':>23} {'cpu ast/ctl %':>14}"
     )
     lines = [header] if result["systems"] else []
 
@@ -62,13 +64,28 @@ def summary(result: dict[str, Any]) -> str:
 
         return f"{f(p['p50'])}/{f(p['p99'])}"
 
+    def seconds(p: dict[str, Any]) -> str:
+        def f(v: float | None) -> str:
+            return "-" if v is None else f"{v / 1000:.1f}"
+
+        return f"{f(p['p50'])}/{f(p['p99'])}"
+
+    warnings = []
     for name, s in result["systems"].items():
         c, cpu = s["calls"], s["cpu"]
         lines.append(
-            f"{name:<10} {c['offered']:>7} {c['completed']:>6} {c['failed']:>6}"
-            f" {c['abandoned']:>5} {pair(s['ring_delay_ms']):>17} {pair(s['wait_ms']):>17}"
+            f"{name:<10} {c['asked']:>6} {c['offered']:>7} {c['completed']:>6} {c['failed']:>6}"
+            f" {c['cut_off']:>4} {c['abandoned']:>5} {pair(s['ring_delay_ms']):>17}"
+            f" {seconds(s['ivr_ms']):>15} {seconds(s['wait_ms']):>23}"
             f" {cpu['asterisk_pct_mean']:>6.1f}/{cpu['controller_pct_mean']:<6.1f}"
         )
+        warnings += [f"WARNING {name}: {text}" for text in s["warnings"]]
+        branches = s.get("branches") or {}
+        if branches:
+            lines.append(f"  {'branch':<12} " + " ".join(f"{k:>12}" for k in BRANCH_OUTCOMES))
+            for branch, counts in branches.items():
+                cells = " ".join(f"{counts[k]:>12}" for k in BRANCH_OUTCOMES)
+                lines.append(f"  {branch:<12} {cells}")
     for row in result["capacity"]:
         lines.append(
             f"capacity {row['system']:<10} {row['concurrency']:>4} calls at {row['cps']:>5g} CPS:"
@@ -80,7 +97,7 @@ def summary(result: dict[str, Any]) -> str:
         lines.append(
             f"goal {'met    ' if goal['met'] else 'NOT met'} {goal['goal']}: {goal['measured']}"
         )
-    return "\n".join(lines)
+    return "\n".join([*lines, *warnings])
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -5,11 +5,15 @@ One run of a system: the agent pools (SIPp UAS, talk time uniform in --talk-ms) 
 callers (SIPp UAC: plain, abandoning, or walking the IVR) dial the system's number at
 --cps with at most --concurrency calls up, and once a second the harness reads the
 callers' SIPp statistics and the CPU of Asterisk and of the controller (cpu.py). The run
-ends when the callers are done or at its hard time limit; then the calls drain, the
-per-call timing is joined from the SIPp logs (timing.py) and summarised: calls, ring delay
-(queue entry to the agent's INVITE), caller wait, CPU. `both` runs ccserver first, then
-app_queue with identical load. `--capacity` then steps load up per system (results.py)
-until its first step with a failed call. Output: result.json and report.html in --out.
+ends when the callers are done; at its time bound the callers stop placing calls and those
+still up may drain for a while, and a call still up after that is reported as cut off
+(never as failed: failed is what SIPp counted failed). Then the per-call timing is joined
+from the SIPp logs (timing.py) and, for ccserver, with the controller's own record of when
+each caller entered a queue, and summarised: calls, ring delay (queue entry to the agent's
+INVITE), time in the IVR, answer to agent, CPU, and each IVR branch's outcomes. `both`
+runs ccserver first, then app_queue with identical load. `--capacity` then steps load up
+per system (results.py) until its first step with a failed call. Output: result.json and
+report.html in --out.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from ccserver.loadtest.cpu import CpuMeter
 from ccserver.loadtest.params import MARGIN_S, Params
 from ccserver.loadtest.privstack import APP_QUEUE, HOTLINE, Plan, PrivateStack, free_port, started
 from ccserver.logs import log
+from ccserver.store import CALL_KEY, CALLS_KEY
 
 logger = logging.getLogger("ccserver.loadtest")
 SERVICE = {"ccserver": HOTLINE, "app_queue": APP_QUEUE}
@@ -49,13 +54,15 @@ _runs = itertools.count(1)
 class Load:
     """One run's load: `calls` at `cps`, at most `limit` up at once, agents talking
     uniformly `talk_ms`, `abandon_pct` % of callers hanging up after `abandon_wait_ms`
-    unless an agent answered first; stopped at `bound_s` whatever happens."""
+    unless an agent answered first; no new call after `bound_s`, and the calls still up
+    then are cut off `drain_s` later, whatever happens."""
 
     calls: int
     cps: float
     limit: int
     talk_ms: tuple[int, int]
     bound_s: float
+    drain_s: float
     abandon_pct: float = 0.0
     abandon_wait_ms: tuple[int, int] = (1000, 10000)
     mix: Path | None = None
@@ -210,10 +217,11 @@ def run_system(
     meter = CpuMeter(ps.pids())
     series = Series()
     start = time.monotonic()
+    at_end: list[dict[str, int]] = []
     try:
         for callers in uacs:
             callers.sipp.start()
-        _sample_until_done(uacs, meter, series, start, load, label, progress)
+        at_end = _sample_until_done(uacs, meter, series, start, load, label, progress)
     finally:
         for callers in uacs:
             callers.sipp.stop()
@@ -221,7 +229,7 @@ def run_system(
         _drain(ps)
         for pool in pools:
             pool.stop()
-    return _summary(system, uacs, pools, work, series, ps)
+    return _summary(system, load, uacs, at_end, pools, work, series, ps)
 
 
 def _sample_until_done(
@@ -232,10 +240,13 @@ def _sample_until_done(
     load: Load,
     label: str,
     progress: Progress,
-) -> None:
+) -> list[dict[str, int]]:
     """Once a second: CPU, the callers' counters, the progress line; until every call
-    of every caller process has ended or the run's bound is reached."""
+    of every caller process has ended. At the run's bound the callers stop placing calls
+    and the calls up may go on for `drain_s`. Returns each caller process's last counters,
+    read before anything is stopped."""
     deadline = start + load.bound_s
+    draining = False
     while True:
         time.sleep(max(0.0, 1.0 - (time.monotonic() - start) % 1.0))
         cpu = meter.sample()
@@ -251,10 +262,26 @@ def _sample_until_done(
         done = total["completed"] + total["failed"]
         progress.show(bar(label, done, load.calls, total, cpu, elapsed, load.bound_s))
         if all(c["completed"] + c["failed"] >= u.calls for c, u in zip(counts, uacs, strict=True)):
-            return
+            return counts
+        if draining and all(
+            c["active"] == 0 or not u.sipp.running for c, u in zip(counts, uacs, strict=True)
+        ):
+            return counts
         if time.monotonic() >= deadline:
-            log(logger, "loadtest.bound_reached", level=logging.WARNING, bound_s=load.bound_s)
-            return
+            if draining:
+                log(logger, "loadtest.cut_off", level=logging.WARNING, up=total["active"])
+                return counts
+            log(
+                logger,
+                "loadtest.bound_reached",
+                level=logging.WARNING,
+                bound_s=load.bound_s,
+                up=total["active"],
+                placed=total["created"],
+            )
+            for callers in uacs:
+                callers.sipp.quit_softly()
+            draining, deadline = True, deadline + load.drain_s
 
 
 def _drain(ps: PrivateStack) -> None:
@@ -269,51 +296,137 @@ def _drain(ps: PrivateStack) -> None:
 
 def _summary(
     system: str,
+    load: Load,
     uacs: list[Callers],
+    at_end: list[dict[str, int]],
     pools: list[sipp.Sipp],
     work: Path,
     series: Series,
     ps: PrivateStack,
 ) -> dict[str, Any]:
-    created = completed = failed = abandoned = 0
-    ring: list[float] = []
-    wait: list[float] = []
-    for callers in uacs:
-        counts = live_counts(callers.sipp.stat_file)
+    created = completed = failed = 0
+    calls: list[tuple[str, timing.CallTiming]] = []  # (caller kind, its timeline)
+    for callers, counts in zip(uacs, at_end, strict=True):
         created += counts["created"]
         completed += counts["completed"]
-        # A call still up when the run was stopped at its bound failed too.
-        failed += counts["created"] - counts["completed"]
-        for call in timing.collect(work, callers.run):
-            if call.ring_delay_s is not None:
-                ring.append(call.ring_delay_s * 1000)
-            if call.wait_s is not None:
-                wait.append(call.wait_s * 1000)
-            if callers.kind == "abandoners" and call.answered_at and call.agent_answered_at is None:
-                abandoned += 1
+        failed += counts["failed"]
+        calls += [(callers.kind, call) for call in timing.collect(work, callers.run)]
+    # ccserver's controller says when each caller entered a queue; app_queue's caller is
+    # in Queue() as soon as it is answered.
+    entered = queue_entries(ps, [c.run for c in uacs]) if system == "ccserver" else None
+    measured = Measured()
+    for kind, call in calls:
+        queued_at = call.answered_at if entered is None else entered.get(call.caller)
+        measured.add(kind, call, queued_at, ivr=load.mix is not None)
     agent_failed = sum(live_counts(p.stat_file)["failed"] for p in pools)
     block: dict[str, Any] = {
         "calls": {
+            "asked": load.calls,
             "offered": created,
             "completed": completed,
             "failed": failed,
-            "abandoned": abandoned,
+            "cut_off": created - completed - failed,
+            "abandoned": measured.abandoned,
             "agent_legs_failed": agent_failed,
             "peak_active": max(series.calls_active, default=0),
         },
-        "ring_delay_ms": results.pct(ring),
-        "wait_ms": results.pct(wait),
+        "ring_delay_ms": results.pct(measured.ring),
+        "wait_ms": results.pct(measured.wait),
+        "ivr_ms": results.pct(measured.ivr),
         "cpu": results.cpu_block(series.asterisk_cpu_pct, series.controller_cpu_pct),
         "series": series.as_json(),
         "samples": {
-            "ring_delay_ms": [round(v, 2) for v in ring],
-            "wait_ms": [round(v, 2) for v in wait],
+            "ring_delay_ms": [round(v, 2) for v in measured.ring],
+            "wait_ms": [round(v, 2) for v in measured.wait],
+            "ivr_ms": [round(v, 2) for v in measured.ivr],
         },
+        "branches": measured.branches,
+        "warnings": _warnings(load, created, created - completed - failed),
     }
     if system == "ccserver":
         block["controller_metrics"] = controller_metrics(ps.config)
     log(logger, "loadtest.run_ended", system=system, **block["calls"])
+    for warning in block["warnings"]:
+        log(logger, "loadtest.warning", level=logging.WARNING, system=system, text=warning)
     return block
+
+
+@dataclass
+class Measured:
+    """The per-call figures of one run, in ms, and each IVR branch's outcomes."""
+
+    ring: list[float] = field(default_factory=list)
+    wait: list[float] = field(default_factory=list)
+    ivr: list[float] = field(default_factory=list)
+    abandoned: int = 0
+    branches: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def add(
+        self, kind: str, call: timing.CallTiming, queued_at: float | None, *, ivr: bool
+    ) -> None:
+        """One caller: `queued_at` is when it entered a queue (None: it never did)."""
+        if queued_at is not None and call.agent_invite_at is not None:
+            self.ring.append((call.agent_invite_at - queued_at) * 1000)
+        if call.wait_s is not None:
+            self.wait.append(call.wait_s * 1000)
+        left_ivr_at = queued_at if queued_at is not None else call.ended_at
+        if ivr and call.answered_at is not None and left_ivr_at is not None:
+            self.ivr.append((left_ivr_at - call.answered_at) * 1000)
+        gave_up = call.answered_at is not None and call.agent_answered_at is None
+        if kind == "abandoners" and gave_up and call.ended_by == "caller":
+            self.abandoned += 1
+        if ivr:
+            outcomes = self.branches.setdefault(
+                call.branch or "?", dict.fromkeys(results.BRANCH_OUTCOMES, 0)
+            )
+            outcomes["callers"] += 1
+            outcomes[_outcome(call)] += 1
+
+
+def _outcome(call: timing.CallTiming) -> str:
+    """How a call ended, as a column of results.BRANCH_OUTCOMES."""
+    if call.agent_answered_at is not None:
+        return "agent"
+    if call.ended_by == "caller":
+        return "abandoned"
+    if call.ended_by == "far end":
+        return "ended_by_ivr"  # the flow hung up: self-service, or a closed service
+    return "cut_off"
+
+
+def _warnings(load: Load, offered: int, cut_off: int) -> list[str]:
+    """What a reader must not miss: calls never placed, calls cut off by the harness."""
+    found = []
+    if offered < load.calls:
+        found.append(
+            f"{load.calls - offered} of the {load.calls} calls asked for were never placed: the "
+            f"run's bound ({load.bound_s:.0f} s) came first; give a higher --concurrency or "
+            "fewer --calls"
+        )
+    if cut_off:
+        found.append(
+            f"{cut_off} calls were still up {load.drain_s:.0f} s after the bound and were cut "
+            "off by the harness (not failed by the system)"
+        )
+    return found
+
+
+def queue_entries(ps: PrivateStack, runs: list[str]) -> dict[str, float | None]:
+    """When each caller of `runs` entered a queue, from the controller's own call records
+    (None: it never did), by caller number c<run>-<n>."""
+    client = ps.stack.redis_client()
+    prefixes = tuple(f"c{run}-" for run in runs)
+    ids = [str(i) for i in client.lrange(CALLS_KEY, 0, -1)]
+    found: dict[str, float | None] = {}
+    for first in range(0, len(ids), 500):
+        keys = [CALL_KEY.format(id=i) for i in ids[first : first + 500]]
+        for raw in client.mget(keys):
+            record = json.loads(raw) if raw else {}
+            caller = str(record.get("caller", ""))
+            if caller.startswith(prefixes):
+                queued = record.get("queued_at")
+                found[caller] = float(queued) if queued is not None else None
+    return found
 
 
 def controller_metrics(config: Config) -> dict[str, float]:
@@ -371,6 +484,7 @@ def step_load(step: results.Step) -> Load:
         limit=math.ceil(step.concurrency * 1.5) + 5,
         talk_ms=(step.talk_ms, step.talk_ms),
         bound_s=step.arrival_s + hold_s + MARGIN_S,
+        drain_s=hold_s + MARGIN_S,
     )
 
 
@@ -401,6 +515,7 @@ def run(params: Params, base: Config, progress: Progress | None = None) -> dict[
                 limit=params.concurrency,
                 talk_ms=params.talk_ms,
                 bound_s=params.bound_s(),
+                drain_s=params.drain_s(),
                 abandon_pct=params.abandon_pct,
                 abandon_wait_ms=params.abandon_wait_ms,
                 mix=params.mix,

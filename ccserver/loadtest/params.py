@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ccserver.errors import InputError
+from ccserver.loadtest import mix as mix_mod
 from ccserver.loadtest.results import RING_ALLOWANCE_S, parse_range
 
 SYSTEMS = ("ccserver", "app_queue", "both")
@@ -20,8 +21,9 @@ MAX_CPS = 200.0
 MAX_AGENTS = 2000
 MAX_CONCURRENCY = 2000
 MARGIN_S = 30.0
-"""Added to the planned time of a run (arrivals + the longest talk + ringing): past it the
-callers are stopped, so a load test always ends by itself."""
+"""Added to the planned time of a run (arrivals + the longest IVR walk + the longest talk
++ ringing): past it the harness stops placing calls and lets those still up drain (for
+`drain_s`), so a load test always ends by itself."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Params:
     out: Path
     capacity: bool
     progress: bool
+    ivr_s: float = 0.0
+    """The longest time a caller of the mix spends in the IVR before its queue (0: none)."""
 
     @property
     def systems(self) -> list[str]:
@@ -54,11 +58,23 @@ class Params:
             return max(1, math.ceil(self.cps * self.duration_s))
         return None
 
+    def hold_s(self) -> float:
+        """The longest a call may stay up: the IVR walk, then the talk (an abandoner leaves
+        after its patience at the latest), and the ringing."""
+        longest = self.ivr_s + self.talk_ms[1] / 1000
+        if self.abandon_pct > 0:
+            longest = max(longest, self.abandon_wait_ms[1] / 1000)
+        return longest + RING_ALLOWANCE_S
+
     def bound_s(self) -> float:
-        """The hard time limit of one fixed-load run."""
+        """When a fixed-load run stops placing calls: its arrivals, then one longest call."""
         calls = self.planned_calls or 0
         arrivals = self.duration_s if self.duration_s is not None else calls / self.cps
-        return arrivals + self.talk_ms[1] / 1000 + MARGIN_S
+        return arrivals + self.hold_s() + MARGIN_S
+
+    def drain_s(self) -> float:
+        """How long calls still up at the bound may go on before they are cut off."""
+        return self.hold_s() + MARGIN_S
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -107,16 +123,26 @@ def from_args(
     if not 0 <= abandon_pct <= 100:
         problems.append(f"--abandon-pct {abandon_pct:g}: a percentage, 0 to 100")
     mix_path = None if mix is None else Path(mix)
+    ivr_s = 0.0
     if mix_path is not None:
         if not mix_path.is_file():
             problems.append(f"--mix {mix}: no such file (a SIPp CSV of IVR key sequences)")
+        else:
+            try:
+                ivr_s = mix_mod.read(mix_path).longest_ivr_s
+            except InputError as exc:
+                problems.append(exc.message)
         if system != "ccserver":
             problems.append(
                 "--mix walks ccserver's IVR, which app_queue has not: --system ccserver"
             )
     if concurrency is None:
-        # Little's law with the longest call; a bad --cps or --talk-ms is reported already.
-        hold_s = (talk[1] if talk else 0) / 1000 + RING_ALLOWANCE_S
+        # Little's law with the longest call (IVR walk + talk, or an abandoner's patience);
+        # a bad --cps, --talk-ms or --abandon-wait-ms is reported already.
+        longest = ivr_s + (talk[1] if talk else 0) / 1000
+        if wait is not None and abandon_pct > 0:
+            longest = max(longest, wait[1] / 1000)
+        hold_s = longest + RING_ALLOWANCE_S
         concurrency = min(MAX_CONCURRENCY, math.ceil(max(cps, 0) * hold_s) + 1)
     elif not 1 <= concurrency <= MAX_CONCURRENCY:
         problems.append(f"--concurrency {concurrency}: 1 to {MAX_CONCURRENCY} calls at once")
@@ -146,6 +172,7 @@ def from_args(
         out=Path(out),
         capacity=capacity,
         progress=progress,
+        ivr_s=ivr_s,
     )
 
 

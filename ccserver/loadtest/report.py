@@ -26,6 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ccserver.errors import InputError
+from ccserver.loadtest.results import BRANCH_OUTCOMES
 
 SYSTEMS = ("ccserver", "app_queue")
 COLOURS = {"ccserver": "tab:blue", "app_queue": "tab:orange"}
@@ -34,11 +35,16 @@ NO_DATA = '<p class="nodata">no data</p>'
 
 # Rows of the side-by-side table: label, section of SYS, key, decimals for floats.
 _ROWS: tuple[tuple[str, str, str, int], ...] = (
-    *((f"calls {k}", "calls", k, 0) for k in ("offered", "completed", "failed", "abandoned")),
+    *(
+        (f"calls {k.replace('_', ' ')}", "calls", k, 0)
+        for k in ("asked", "offered", "completed", "failed", "cut_off", "abandoned")
+    ),
     ("ring delay samples", "ring_delay_ms", "n", 0),
     *((f"ring delay {p} (ms)", "ring_delay_ms", p, 1) for p in PCTS),
-    ("wait samples", "wait_ms", "n", 0),
-    *((f"wait {p} (ms)", "wait_ms", p, 1) for p in PCTS),
+    ("time in the IVR samples", "ivr_ms", "n", 0),
+    *((f"time in the IVR {p} (ms)", "ivr_ms", p, 1) for p in PCTS),
+    ("answer to agent samples", "wait_ms", "n", 0),
+    *((f"answer to agent {p} (ms)", "wait_ms", p, 1) for p in PCTS),
     ("Asterisk CPU mean (% of a core)", "cpu", "asterisk_pct_mean", 1),
     ("Asterisk CPU max (% of a core)", "cpu", "asterisk_pct_max", 1),
     ("controller CPU mean (% of a core)", "cpu", "controller_pct_mean", 1),
@@ -88,6 +94,7 @@ def render_html(result: dict[str, Any]) -> str:
         _table(
             ["parameter", "value"], [[escape(str(k)), escape(_str(v))] for k, v in params.items()]
         ),
+        _warnings(systems),
         "<h2>Goals</h2>",
         _goals(_list(result.get("goals"))),
         "<h2>Side by side</h2>",
@@ -99,6 +106,13 @@ def render_html(result: dict[str, Any]) -> str:
         "<h2>CPU over time</h2>",
         _img(_cpu_chart(systems), "CPU of Asterisk and the controller over time"),
     ]
+    ivr = {name: system for name, system in systems.items() if _dict(system.get("branches"))}
+    if ivr:
+        body += [
+            "<h2>Through the IVR</h2>",
+            _img(_ivr_chart(ivr), "time callers spent in the IVR"),
+            *(_branches(name, _dict(system.get("branches"))) for name, system in ivr.items()),
+        ]
     if capacity:
         body += ["<h2>Capacity search</h2>", _capacity(capacity)]
     if metrics:
@@ -173,6 +187,43 @@ def _compare(systems: dict[str, dict[str, Any]]) -> str:
         for label, sec, key, dec in _ROWS
     ]
     return _table(["", *(escape(n) for n in systems)], rows) if systems else NO_DATA
+
+
+def _warnings(systems: dict[str, dict[str, Any]]) -> str:
+    """What the harness says a reader must not miss (calls never placed, calls cut off)."""
+    items = [
+        f"<li><b>{escape(name)}</b>: {escape(_str(text))}</li>"
+        for name, system in systems.items()
+        for text in _list(system.get("warnings"))
+    ]
+    return f'<ul class="notmet">{"".join(items)}</ul>' if items else ""
+
+
+def _branches(name: str, branches: dict[str, Any]) -> str:
+    """Each branch of the mix: its callers and how their calls ended."""
+    rows = [
+        [escape(str(branch)), *(escape(_str(_dict(counts).get(k))) for k in BRANCH_OUTCOMES)]
+        for branch, counts in branches.items()
+    ]
+    head = ["branch", *(k.replace("_", " ") for k in BRANCH_OUTCOMES)]
+    return f"<h3>{escape(name)}: outcome by branch</h3>\n" + _table(head, rows)
+
+
+def _ivr_chart(systems: dict[str, dict[str, Any]]) -> bytes | None:
+    def draw(axes: list[Axes]) -> bool:
+        (ax,) = axes
+        plotted = False
+        for name, system in systems.items():
+            samples = _list(_dict(system.get("samples")).get("ivr_ms"))
+            seconds = [v / 1000 for v in samples if _is_num(v)]
+            if seconds:
+                ax.hist(seconds, bins=20, color=COLOURS[name], alpha=0.7, label=name)
+                plotted = True
+        return _finish(
+            ax, plotted, "time in the IVR (answer to queue, or to hang-up)", "s", "callers"
+        )
+
+    return _figure(1, draw)
 
 
 def _capacity(steps: list[Any]) -> str:

@@ -15,6 +15,10 @@ from typing import Any
 GOAL_CONCURRENCY = 150
 GOAL_CPS = 20
 GOAL_CPU_RATIO = 0.10
+BRANCH_OUTCOMES = ("callers", "agent", "abandoned", "ended_by_ivr", "cut_off")
+"""A run's per-branch table through the IVR: the branch's callers, then how each ended
+(one of the other four: an agent answered, the caller hung up first, the flow hung up —
+self-service or a closed service —, or the call was cut off with no end)."""
 RING_ALLOWANCE_S = 0.5
 """Ring plus answer time added to the talk time in Little's law (concurrency = cps × hold):
 the agents' scenario rings ~0.2 s before answering, and routing adds a little."""

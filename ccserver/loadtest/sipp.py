@@ -130,6 +130,15 @@ class Sipp:
             self.stop()
         return self.stats()
 
+    def quit_softly(self) -> None:
+        """No new calls (SIGUSR1, SIPp's `q`); the calls up go on, then SIPp exits."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGUSR1)
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> SippStats:
         """Stop a UAS (or a UAC early): SIGUSR1 asks SIPp to quit softly, then SIGKILL."""
         if self._proc is not None and self._proc.poll() is None:

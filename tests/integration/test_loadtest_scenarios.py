@@ -115,13 +115,13 @@ def test_mix_callers_abandoners_agent_pools_and_registrations(live: LiveStack) -
     walks = timing.collect(work, ivr_run)
     assert [t.caller for t in walks] == sorted(records, key=lambda c: int(c.split("-")[1]))
     for t in walks:
-        assert t.ring_delay_s is not None and t.ring_delay_s >= 0, t
-        assert t.wait_s is not None and t.wait_s >= t.ring_delay_s, t
+        assert t.answer_to_ring_s is not None and t.answer_to_ring_s >= 0, t
+        assert t.wait_s is not None and t.wait_s >= t.answer_to_ring_s, t
         assert t.ended_at is not None and t.agent_answered_at is not None
         assert t.ivr_done_at is not None and t.answered_at is not None
         talk = t.ended_at - t.agent_answered_at
         assert TALK_MS[0] / 1000 <= talk <= TALK_MS[1] / 1000 + 1.0, t
-    print("ring delay incl. IVR (s):", sorted(round(t.ring_delay_s or 0, 2) for t in walks))
+    print("ring delay incl. IVR (s):", sorted(round(t.answer_to_ring_s or 0, 2) for t in walks))
 
     # Abandoners hung up themselves within their range, before any agent answered.
     gave_up = timing.collect(work, abandon_run)

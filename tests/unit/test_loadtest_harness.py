@@ -6,6 +6,7 @@ tests/integration/test_loadtest_smoke.py."""
 from __future__ import annotations
 
 import io
+import math
 import os
 import time
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 from ccserver import cli
 from ccserver import config as config_mod
 from ccserver.errors import InputError
-from ccserver.loadtest import cpu, harness, params, results
+from ccserver.loadtest import cpu, harness, params, results, sipp
+from ccserver.loadtest import mix as mix_mod
 from ccserver.loadtest.privstack import Plan, phone_pools
 from ccserver.stack.render import app_queue_queue
 
@@ -55,7 +57,8 @@ def test_defaults_size_concurrency_by_littles_law_and_give_each_call_an_agent() 
 def test_duration_sets_the_calls_and_the_hard_bound() -> None:
     p = make(duration=20.0, talk_ms="1000:2000")
     assert p.planned_calls == 100
-    assert p.bound_s() == 20.0 + 2.0 + params.MARGIN_S
+    assert p.bound_s() == 20.0 + 2.0 + results.RING_ALLOWANCE_S + params.MARGIN_S
+    assert p.drain_s() == 2.0 + results.RING_ALLOWANCE_S + params.MARGIN_S
 
 
 def test_capacity_alone_runs_no_fixed_load() -> None:
@@ -90,10 +93,47 @@ def test_bad_arguments_are_named_with_what_to_give(changes: dict[str, Any], mess
 
 def test_the_ivr_mix_needs_ccserver_alone(tmp_path: Path) -> None:
     mix = tmp_path / "mix.csv"
-    mix.write_text("SEQUENTIAL\n1;\n")
+    mix.write_text("SEQUENTIAL\ngeneral;general;1500;0;0;;0;\n")
     with pytest.raises(InputError, match="--mix walks ccserver's IVR"):
         make(mix=str(mix))
     assert make(mix=str(mix), system="ccserver").mix == mix
+
+
+def test_a_mix_sizes_the_run_by_the_time_its_callers_spend_in_the_ivr(tmp_path: Path) -> None:
+    # Keys after 39.2 s: 0.4 s lead-in + 0.4 s a key, then "connecting you": 40 s + 10 s.
+    mix = tmp_path / "mix.csv"
+    mix.write_text("RANDOM\n# a comment\nslow;general;30000;1;9200;0;0;\nfast;general;0;;0;;0;\n")
+    p = make(mix=str(mix), system="ccserver", cps=2.0, talk_ms="3000:5000")
+    assert p.ivr_s == 40.0 + mix_mod.AFTER_KEYS_S
+    assert p.concurrency >= 2 * (40.0 + 5.0)  # the issue's floor: cps × (IVR + talk)
+    assert p.concurrency == math.ceil(2.0 * (p.ivr_s + 5.0 + results.RING_ALLOWANCE_S)) + 1
+    arrivals = params.DEFAULT_CALLS / 2.0
+    assert p.bound_s() == arrivals + p.ivr_s + 5.0 + results.RING_ALLOWANCE_S + params.MARGIN_S
+
+
+def test_the_shipped_mix_keeps_callers_up_to_its_longest_walk() -> None:
+    shipped = mix_mod.read(sipp.IVR_MIX_95598)
+    assert shipped.order == "RANDOM"
+    assert set(shipped.branches) >= {"business", "repair", "billing", "general", "invalid"}
+    # "repeat": 9 after 28.5 s, 3 after 11.5 s more, one key: 40.8 s, then connecting.
+    assert shipped.longest_ivr_s == 28.5 + 11.5 + 0.8 + mix_mod.AFTER_KEYS_S
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("SOMETIMES\nx;q;0;;0;;0;\n", "line 1: 'SOMETIMES' is not one of"),
+        ("RANDOM\nx;q;0\n", "line 2: 3 fields, want 8"),
+        ("RANDOM\nx;q;soon;1;0;;0;\n", "line 2: wait 'soon' is not a number of ms"),
+        ("RANDOM\n# only a comment\n", "no rows"),
+    ],
+)
+def test_a_bad_mix_is_refused_with_its_line(tmp_path: Path, text: str, message: str) -> None:
+    mix = tmp_path / "mix.csv"
+    mix.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        make(mix=str(mix), system="ccserver")
+    assert info.value.slug == "loadtest-invalid"
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -266,10 +306,18 @@ def test_a_capacity_step_becomes_a_load_that_is_not_throttled_by_sipp() -> None:
 
 # --- the load itself ---------------------------------------------------------------------
 def test_abandoners_take_their_share_of_calls_rate_and_limit() -> None:
-    load = harness.Load(calls=40, cps=10.0, limit=20, talk_ms=(1000, 2000), bound_s=60.0)
+    load = harness.Load(
+        calls=40, cps=10.0, limit=20, talk_ms=(1000, 2000), bound_s=60.0, drain_s=30.0
+    )
     assert load.split() == [("callers", 40, 10.0, 20)]
     mixed = harness.Load(
-        calls=40, cps=10.0, limit=20, talk_ms=(1000, 2000), bound_s=60.0, abandon_pct=25.0
+        calls=40,
+        cps=10.0,
+        limit=20,
+        talk_ms=(1000, 2000),
+        bound_s=60.0,
+        drain_s=30.0,
+        abandon_pct=25.0,
     )
     assert mixed.split() == [("callers", 30, 7.5, 15), ("abandoners", 10, 2.5, 5)]
 

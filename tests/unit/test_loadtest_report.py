@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from ccserver.errors import InputError
+from ccserver.loadtest import cli as loadtest_cli
+from ccserver.loadtest import results
 from ccserver.loadtest.report import render_html, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -165,3 +167,38 @@ def test_write_report_writes_utf8_and_refuses_an_unwritable_path(tmp_path: Path)
     with pytest.raises(InputError) as caught:
         write_report(_result("app_queue"), tmp_path / "missing" / "report.html")
     assert caught.value.slug == "report-unwritable"
+
+
+def test_a_run_through_the_ivr_shows_its_times_branches_and_warnings() -> None:
+    result = _result("ccserver")
+    ccserver = result["systems"]["ccserver"]
+    ccserver["samples"]["ivr_ms"] = [15000.0, 22000.0, 41000.0]
+    ccserver["branches"] = {
+        "repair": {"callers": 3, "agent": 2, "abandoned": 1, "ended_by_ivr": 0, "cut_off": 0},
+        "<billing>": {"callers": 1, "agent": 0, "abandoned": 0, "ended_by_ivr": 1, "cut_off": 0},
+    }
+    ccserver["warnings"] = ["4 of the 40 calls asked for were never placed"]
+    page = render_html(result)
+    assert "<h2>Through the IVR</h2>" in page and "ccserver: outcome by branch" in page
+    assert "<td>repair</td><td>3</td><td>2</td><td>1</td><td>0</td><td>0</td>" in page
+    assert "&lt;billing&gt;" in page and "<billing>" not in page
+    assert "4 of the 40 calls asked for were never placed" in page
+    assert len(IMG.findall(page)) == 4  # calls, percentiles, CPU, and the IVR times
+
+
+def test_the_terminal_summary_shows_cut_off_calls_branches_and_warnings_last() -> None:
+    result = _result("ccserver")
+    ccserver = result["systems"]["ccserver"]
+    ccserver["calls"] |= {"asked": 40, "offered": 36, "cut_off": 1}
+    ccserver["ivr_ms"] = {"n": 36, "p50": 27000.0, "p99": 45500.0}
+    ccserver["branches"] = {
+        "repair": {"callers": 3, "agent": 2, "abandoned": 1, "ended_by_ivr": 0, "cut_off": 0}
+    }
+    ccserver["warnings"] = ["4 of the 40 calls asked for were never placed"]
+    lines = loadtest_cli.summary(result).splitlines()
+    assert lines[0].split()[:7] == ["system", "asked", "offered", "done", "failed", "cut", "aband"]
+    assert lines[1].split()[:7] == ["ccserver", "40", "36", "118", "0", "1", "2"]
+    assert "27.0/45.5" in lines[1]  # time in the IVR, in seconds
+    assert lines[2].split() == ["branch", *results.BRANCH_OUTCOMES]
+    assert lines[3].split() == ["repair", "3", "2", "1", "0", "0"]
+    assert lines[-1] == "WARNING ccserver: 4 of the 40 calls asked for were never placed"

@@ -28,16 +28,18 @@ def test_ivr_callers_are_joined_with_the_agent_legs_that_rang_for_them(logs: Pat
     assert first.answered_at == pytest.approx(1795602828.588980)
     assert first.agent_invite_at == pytest.approx(1795602843.129146)
     assert first.agent_answered_at == pytest.approx(1795602843.335366)
-    assert first.ring_delay_s == pytest.approx(14.540166)
+    assert first.answer_to_ring_s == pytest.approx(14.540166)
     assert first.wait_s == pytest.approx(14.746386)
     for call in calls:
-        assert call.ring_delay_s is not None and call.ring_delay_s >= 0
-        assert call.wait_s is not None and call.wait_s >= call.ring_delay_s
+        assert call.answer_to_ring_s is not None and call.answer_to_ring_s >= 0
+        assert call.wait_s is not None and call.wait_s >= call.answer_to_ring_s
         assert call.ended_at is not None and call.agent_answered_at is not None
         assert call.ended_at > call.agent_answered_at
         assert call.answered_at is not None and call.agent_invite_at is not None
         assert call.ivr_done_at is not None
         assert call.answered_at <= call.ivr_done_at <= call.agent_invite_at
+        assert call.ended_by == "far end"  # the agent hung up
+        assert call.branch  # the mix row's branch, from the caller-answered line
 
 
 def test_abandoners_have_no_agent_and_end_when_they_hung_up(logs: Path) -> None:
@@ -45,9 +47,10 @@ def test_abandoners_have_no_agent_and_end_when_they_hung_up(logs: Path) -> None:
     assert len(calls) == 4
     for call in calls:
         assert call.agent_invite_at is None and call.agent_answered_at is None
-        assert call.ring_delay_s is None and call.wait_s is None
+        assert call.answer_to_ring_s is None and call.wait_s is None
         assert call.answered_at is not None and call.ended_at is not None
         assert 1.5 <= call.ended_at - call.answered_at <= 4.5
+        assert call.ended_by == "caller"
 
 
 def test_other_runs_and_registration_lines_are_left_out(logs: Path) -> None:
@@ -77,6 +80,6 @@ def test_a_log_cut_mid_line_and_garbage_lines_are_skipped(logs: Path) -> None:
 
 def test_a_caller_without_its_own_lines_keeps_the_agent_side() -> None:
     call = CallTiming("c1-1", None, 10.0, 10.2, 20.0)
-    assert call.ring_delay_s is None and call.wait_s is None
+    assert call.answer_to_ring_s is None and call.wait_s is None
     call = CallTiming("c1-1", 5.0, 10.0, None, 20.0)
-    assert call.ring_delay_s == 5.0 and call.wait_s is None
+    assert call.answer_to_ring_s == 5.0 and call.wait_s is None
