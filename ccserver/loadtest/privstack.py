@@ -101,6 +101,12 @@ class Plan:
         return 2 * self.concurrency + 50
 
     @property
+    def ivr_channels(self) -> int:
+        """Licensed IVR channels, and `ivr.max_sessions` of an IVR plan: every call may be
+        in the IVR at once, with a margin."""
+        return self.concurrency + 10
+
+    @property
     def rtp_ports(self) -> int:
         """Two ports (RTP, RTCP) a channel, at least the 400 the test stacks use."""
         return max(400, 2 * self.maxcalls + 100)
@@ -123,8 +129,11 @@ def build_config(
         for phone in phones
     }
     if plan.ivr:
-        # SIPp callers press no survey keys: the survey would hold each line ~55 s.
+        # SIPp callers press no survey keys: the survey would hold each line ~55 s. Every
+        # caller of the mix walks the IVR (as many sessions as the license's IVR channels):
+        # with the default 20, the rest would skip it and their rows would mean nothing.
         acd, ivr = ivr_center(f"http://127.0.0.1:{billing_port}", survey=False)
+        ivr["max_sessions"] = plan.ivr_channels
     else:
         no_flows = run_dir.parent / "no-flows"
         no_flows.mkdir(parents=True, exist_ok=True)
@@ -206,7 +215,7 @@ def install_license(config: config_mod.Config, keys: Path, plan: Plan) -> None:
         customer_id="loadtest",
         customer_name="ccserver loadtest",
         seats=plan.agents + 10,
-        ivr_channels=plan.concurrency + 10,
+        ivr_channels=plan.ivr_channels,
         days=2,
         now=time.time(),
     )
