@@ -40,9 +40,11 @@ def _cpu_model() -> str | None:
 
 
 def bench_meta() -> dict[str, Any]:
-    """Commit (and whether the tree had uncommitted changes), UTC time, CPU, cores, Python."""
+    """Commit (and whether the tree had uncommitted changes outside docs/: the benches'
+    own results and the tables made from them do not change what is measured), UTC time,
+    CPU, cores, Python."""
     head = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain")
+    status = _git("status", "--porcelain", "--", ".", ":(exclude)docs")
     return {
         "commit": head.strip() if head else None,
         "dirty": bool(status.strip()) if status is not None else None,
