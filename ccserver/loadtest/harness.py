@@ -266,7 +266,12 @@ def _sample_until_done(
         if draining and all(
             c["active"] == 0 or not u.sipp.running for c, u in zip(counts, uacs, strict=True)
         ):
-            return counts
+            # A SIPp that has exited wrote its last counters as it did: read them again, or
+            # the calls it finished in its last second would look cut off.
+            return [
+                live_counts(u.sipp.stat_file) if not u.sipp.running else c
+                for c, u in zip(counts, uacs, strict=True)
+            ]
         if time.monotonic() >= deadline:
             if draining:
                 log(logger, "loadtest.cut_off", level=logging.WARNING, up=total["active"])
