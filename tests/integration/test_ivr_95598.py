@@ -30,11 +30,13 @@ KEY_MS = 400 + 400
 """A key press in caller_keys.xml: 400 ms of lead-in and tone, then a 400 ms pause."""
 
 
-def prompt_ms(live: LiveStack, node: str) -> int:
-    """How long the caller hears `node`'s (Mandarin) prompt, from the generated WAV."""
+def prompt_ms(live: LiveStack, node: str, part: str | None = None) -> int:
+    """How long the caller hears `node`'s (Mandarin) prompt, or its `part`'s (the survey's
+    "comment"), from the generated WAV."""
     flow, issues = validate_file(FLOW_FILE, set(privstack.IVR_QUEUES))
     assert flow is not None, issues
-    prompt = getattr(flow.nodes[node], "prompt", None)
+    owner = flow.nodes[node] if part is None else getattr(flow.nodes[node], part)
+    prompt = getattr(owner, "prompt", None)
     assert isinstance(prompt, Prompt) and prompt.text, f"{node} has no spoken prompt"
     wav = Prompts(live.config.run_dir / "sounds" / "prompts").path(prompt.text)
     with wave.open(str(wav)) as audio:
@@ -145,9 +147,13 @@ def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
 
 
 def test_the_survey_after_the_agent_hangs_up_stores_the_score(live: LiveStack) -> None:
-    # 0: an agent (general); after the talk the agent hangs up first and the caller, still
-    # on the line, rates the call 5 and ends the comment recording with #.
-    record = _call(live, [1500, "0", 20000, "5", 6000, "#"])
+    # 0: an agent (general); after the talk (1 s) the agent hangs up first and the caller,
+    # still on the line, rates the call 5 half-way through the survey's question, and ends
+    # the comment recording with # two seconds after its prompt.
+    survey_s = prompt_ms(live, "survey")
+    rate_at = prompt_ms(live, "welcome") + prompt_ms(live, "general_queue") + 1200 + survey_s // 2
+    hash_after = survey_s // 2 + prompt_ms(live, "survey", "comment") + 2000
+    record = _call(live, [1500, "0", rate_at - 1500 - KEY_MS, "5", hash_after - KEY_MS, "#"])
     route = record["ivr_route"]
     assert record["queue"] == "general" and route["queue_outcome"] == "agent-hangup"
     assert route["route"][-1] == "survey" and route["survey_score"] == 5
