@@ -66,6 +66,20 @@ def _call(live: LiveStack, keys: list[str | int], talk_ms: int = 1000) -> dict[s
     return record
 
 
+def _hang_up_during(live: LiveStack, key: str, node: str) -> dict[str, Any]:
+    """A caller who presses `key` during the welcome and hangs up half-way through the
+    prompt of `node`, which that key leads to; the call's record once its route is in."""
+    run = live.next_run()
+    hang_up_at = prompt_ms(live, "welcome") + prompt_ms(live, node) // 2
+    keys: list[str | int] = [1500, key, hang_up_at - 1500 - KEY_MS, sipp.HANG_UP]
+    stats = live.caller_keys(run, keys).start().wait(timeout=90)
+    assert (stats.successful, stats.failed) == (1, 0)
+    # The route is in the record once the flow has unwound (it may be written after the end).
+    assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)
+    (record,) = live.records(run, expected=1)
+    return record
+
+
 def test_self_service_reads_the_balance_from_the_billing_backend(live: LiveStack) -> None:
     record = _call(live, [1500, "1", 1500, "1000000001#"])
     route = record["ivr_route"]
@@ -88,13 +102,7 @@ def test_a_caller_hanging_up_in_the_main_menu_is_an_ivr_abandon_not_self_service
 ) -> None:
     # 9 (typed ahead during the welcome): the main menu again; the caller hangs up half-way
     # through it, before any node the flow marks as self-service has finished.
-    run = live.next_run()
-    hang_up_at = prompt_ms(live, "welcome") + prompt_ms(live, "main_menu") // 2
-    keys: list[str | int] = [1500, "9", hang_up_at - 1500 - KEY_MS, sipp.HANG_UP]
-    stats = live.caller_keys(run, keys).start().wait(timeout=90)
-    assert (stats.successful, stats.failed) == (1, 0)
-    assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)
-    (record,) = live.records(run, expected=1)
+    record = _hang_up_during(live, "9", "main_menu")
     route = record["ivr_route"]
     assert route["route"][-2:] == ["main_menu", "main_menu"], route["route"]
     assert (route["outcome"], route["self_service"]) == ("caller-hangup", None)
@@ -120,14 +128,7 @@ def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
 ) -> None:
     # 2 (typed ahead during the welcome): fault repair; the caller hangs up half-way through
     # "connecting you to fault repair".
-    run = live.next_run()
-    hang_up_at = prompt_ms(live, "welcome") + prompt_ms(live, "repair_queue") // 2
-    keys: list[str | int] = [1500, "2", hang_up_at - 1500 - KEY_MS, sipp.HANG_UP]
-    stats = live.caller_keys(run, keys).start().wait(timeout=60)
-    assert (stats.successful, stats.failed) == (1, 0)
-    # The route is in the record once the flow has unwound (it may be written after the end).
-    assert wait_until(lambda: bool(live.records(run, expected=1)[0].get("ivr_route")), 10)
-    (record,) = live.records(run, expected=1)
+    record = _hang_up_during(live, "2", "repair_queue")
     assert (record["queue"], record["priority"]) == ("repair", 10)
     assert (record["outcome"], record["hangup_by"], record["handled_by"]) == (
         "abandoned",

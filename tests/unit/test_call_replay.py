@@ -19,6 +19,25 @@ from tests.replay import SilentAsterisk, stop_center
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
+def started_center(
+    tmp_path: Path, ari: SilentAsterisk, store: Store, prompts: Prompts, **sections: Any
+) -> CallCenter:
+    """A CallCenter on `ari` without IVR flows, its auto-login agents ready, as after the
+    controller's first connection; `sections` are added to the configuration."""
+    (tmp_path / "no-flows").mkdir()
+    config = Config.model_validate(
+        {
+            "stack": {"run_dir": str(tmp_path / "run")},
+            "ivr": {"flows_dir": str(tmp_path / "no-flows")},
+            **sections,
+        }
+    )
+    center = CallCenter(config, ari, store, prompts)
+    center.acd.start_fresh(time.time())
+    center.started = True
+    return center
+
+
 async def test_a_caller_who_hangs_up_in_the_greeting_never_enters_the_queue(
     redis_socket: Path, tmp_path: Path, prompts: Prompts
 ) -> None:
@@ -26,19 +45,10 @@ async def test_a_caller_who_hangs_up_in_the_greeting_never_enters_the_queue(
     # request, then the greeting's PlaybackFinished (state "failed"), then StasisEnd, all
     # in the same millisecond. Woken by that PlaybackFinished as if the greeting had played
     # out, the session used to put the departed caller in the queue until StasisEnd came.
-    (tmp_path / "no-flows").mkdir()
-    config = Config.model_validate(
-        {
-            "stack": {"run_dir": str(tmp_path / "run")},
-            "ivr": {"flows_dir": str(tmp_path / "no-flows")},
-        }
-    )
-    assert config.controller.greeting  # the recorded call heard one
     ari = SilentAsterisk()
     store = Store(unix_socket=str(redis_socket))
-    center = CallCenter(config, ari, store, prompts)
-    center.acd.start_fresh(time.time())
-    center.started = True
+    center = started_center(tmp_path, ari, store, prompts)
+    assert center.config.controller.greeting  # the recorded call heard one
     lines = (FIXTURES / "ari" / "hangup_in_greeting.jsonl").read_text().splitlines()
     kinds = [event.type for event in map(parse_event, lines) if event is not None]
     assert kinds[-3:] == ["ChannelHangupRequest", "PlaybackFinished", "StasisEnd"]
@@ -106,20 +116,16 @@ class BridgingAsterisk(SilentAsterisk):
 async def test_a_connection_that_fails_half_way_puts_the_caller_back_on_hold(
     redis_socket: Path, tmp_path: Path, prompts: Prompts
 ) -> None:
-    (tmp_path / "no-flows").mkdir()
-    config = Config.model_validate(
-        {
-            "stack": {"run_dir": str(tmp_path / "run")},
-            "ivr": {"flows_dir": str(tmp_path / "no-flows")},
-            "controller": {"greeting": ""},
-            "phones": {"ids": ["1001", "1002"]},
-        }
-    )
     ari = BridgingAsterisk()
     store = Store(unix_socket=str(redis_socket))
-    center = CallCenter(config, ari, store, prompts)
-    center.acd.start_fresh(time.time())
-    center.started = True
+    center = started_center(
+        tmp_path,
+        ari,
+        store,
+        prompts,
+        controller={"greeting": ""},
+        phones={"ids": ["1001", "1002"]},
+    )
     recorded = (FIXTURES / "ari" / "call_flow.jsonl").read_text().splitlines()
     caller = "1795572338.2"
     arrives = next(line for line in recorded if '"StasisStart"' in line and caller in line)
