@@ -284,11 +284,7 @@ class CallCenter:
         call's bridge goes (left behind, it would refuse every later attempt with 409), and
         the caller is back in the holding bridge with its music. A caller who is gone is
         not held again: its own end event closes the call."""
-        try:
-            await self.ari.request("DELETE", f"/bridges/{bridge}")
-        except AriError as exc:
-            if exc.status != 404:  # 404: never made
-                log(logger, "call.unbridge_failed", logging.WARNING, call=call.id, error=str(exc))
+        await self.destroy_bridge(bridge)
         await self.hold(call.id)
 
     async def connected(self, call: Call, bridge: str) -> None:
