@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 from ccserver.config import Config
 from ccserver.errors import StackError
-from ccserver.loadtest import results, sipp, timing
+from ccserver.loadtest import report, results, sipp, timing
 from ccserver.loadtest.cpu import CpuMeter
 from ccserver.loadtest.params import MARGIN_S, Params
 from ccserver.loadtest.privstack import APP_QUEUE, HOTLINE, Plan, PrivateStack, free_port, started
@@ -551,13 +551,6 @@ def _step_runner(
 
 
 def write(result: dict[str, Any], out: Path) -> None:
-    """result.json, and report.html when the report renderer is installed."""
+    """result.json and report.html."""
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
-    try:
-        from ccserver.loadtest import report
-    except ModuleNotFoundError as exc:
-        if exc.name != "ccserver.loadtest.report":
-            raise
-        log(logger, "loadtest.no_report", level=logging.WARNING, reason=str(exc))
-        return
-    (out / "report.html").write_text(report.render_html(result), encoding="utf-8")
+    report.write_report(result, out / "report.html")
