@@ -59,12 +59,8 @@ class Params:
         return None
 
     def hold_s(self) -> float:
-        """The longest a call may stay up: the IVR walk, then the talk (an abandoner leaves
-        after its patience at the latest), and the ringing."""
-        longest = self.ivr_s + self.talk_ms[1] / 1000
-        if self.abandon_pct > 0:
-            longest = max(longest, self.abandon_wait_ms[1] / 1000)
-        return longest + RING_ALLOWANCE_S
+        """`longest_call_s` of this run."""
+        return longest_call_s(self.ivr_s, self.talk_ms, self.abandon_pct, self.abandon_wait_ms)
 
     def bound_s(self) -> float:
         """When a fixed-load run stops placing calls: its arrivals, then one longest call."""
@@ -137,13 +133,10 @@ def from_args(
                 "--mix walks ccserver's IVR, which app_queue has not: --system ccserver"
             )
     if concurrency is None:
-        # Little's law with the longest call (IVR walk + talk, or an abandoner's patience);
-        # a bad --cps, --talk-ms or --abandon-wait-ms is reported already.
-        longest = ivr_s + (talk[1] if talk else 0) / 1000
-        if wait is not None and abandon_pct > 0:
-            longest = max(longest, wait[1] / 1000)
-        hold_s = longest + RING_ALLOWANCE_S
-        concurrency = min(MAX_CONCURRENCY, math.ceil(max(cps, 0) * hold_s) + 1)
+        # Little's law with the longest call; a bad --cps, --talk-ms or --abandon-wait-ms
+        # is reported already.
+        hold = longest_call_s(ivr_s, talk or (0, 0), abandon_pct, wait or (0, 0))
+        concurrency = min(MAX_CONCURRENCY, math.ceil(max(cps, 0) * hold) + 1)
     elif not 1 <= concurrency <= MAX_CONCURRENCY:
         problems.append(f"--concurrency {concurrency}: 1 to {MAX_CONCURRENCY} calls at once")
     if agents is None:
@@ -174,6 +167,17 @@ def from_args(
         progress=progress,
         ivr_s=ivr_s,
     )
+
+
+def longest_call_s(
+    ivr_s: float, talk_ms: tuple[int, int], abandon_pct: float, abandon_wait_ms: tuple[int, int]
+) -> float:
+    """The longest a call may stay up: the IVR walk, then the talk (an abandoner leaves
+    after its patience at the latest), and the ringing."""
+    longest = ivr_s + talk_ms[1] / 1000
+    if abandon_pct > 0:
+        longest = max(longest, abandon_wait_ms[1] / 1000)
+    return longest + RING_ALLOWANCE_S
 
 
 def _range(text: str, what: str, problems: list[str]) -> tuple[int, int] | None:
