@@ -316,6 +316,7 @@ def _summary(
         completed += counts["completed"]
         failed += counts["failed"]
         calls += [(callers.kind, call) for call in timing.collect(work, callers.run)]
+    cut_off = created - completed - failed  # still up when the run's drain was over
     # ccserver's controller says when each caller entered a queue; app_queue's caller is
     # in Queue() as soon as it is answered.
     entered = queue_entries(ps, [c.run for c in uacs]) if system == "ccserver" else None
@@ -330,7 +331,7 @@ def _summary(
             "offered": created,
             "completed": completed,
             "failed": failed,
-            "cut_off": created - completed - failed,
+            "cut_off": cut_off,
             "abandoned": measured.abandoned,
             "agent_legs_failed": agent_failed,
             "peak_active": max(series.calls_active, default=0),
@@ -346,7 +347,7 @@ def _summary(
             "ivr_ms": [round(v, 2) for v in measured.ivr],
         },
         "branches": measured.branches,
-        "warnings": _warnings(load, created, created - completed - failed),
+        "warnings": _warnings(load, created, cut_off),
     }
     if system == "ccserver":
         block["controller_metrics"] = controller_metrics(ps.config)
