@@ -55,19 +55,21 @@ def run_records(
         if (len(mine) >= expected and all(r.get("state") == "ended" for r in mine)) or (
             time.monotonic() > deadline
         ):
-            hangups = _agent_hangups(client, {r["id"] for r in mine})
+            since = min((r["arrived_at"] for r in mine), default=time.time())
+            hangups = _agent_hangups(client, {r["id"] for r in mine}, since)
             for record in mine:
                 record["agent_hangup_at"] = hangups.get(record["id"])
             return sorted(mine, key=lambda r: r["arrived_at"])
         time.sleep(0.2)
 
 
-def _agent_hangups(client: redis.Redis, calls: set[str]) -> dict[str, float]:
+def _agent_hangups(client: redis.Redis, calls: set[str], since: float) -> dict[str, float]:
     """When the agent hung up each of `calls` (its `agent_hangup` event's stream id is the
     time it was written, in ms): a caller of the IVR stays on the line for the survey, so
-    the end of the call is not the end of the talk."""
+    the end of the call is not the end of the talk. Only the events from `since` (the
+    run's first arrival) on are read: the stream keeps every earlier demo's too."""
     found: dict[str, float] = {}
-    for entry_id, fields in client.xrange(EVENTS_KEY) or []:
+    for entry_id, fields in client.xrange(EVENTS_KEY, min=f"{int(since * 1000)}") or []:
         call = str((fields or {}).get("call"))
         if call in calls and (fields or {}).get("kind") == "agent_hangup" and call not in found:
             found[call] = int(str(entry_id).split("-")[0]) / 1000
