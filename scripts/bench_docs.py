@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccserver.loadtest.results import GOAL_CONCURRENCY, GOAL_CPS
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = Path("docs") / "bench"
 SYSTEMS = ("ccserver", "app_queue")
 TWINS = {"cython": "compiled", "python": "pure"}
 DASH = "—"
-GOAL_CONCURRENCY = 150  # ccserver.loadtest.results.GOAL_CONCURRENCY
-GOAL_CPS = 20.0  # ccserver.loadtest.results.GOAL_CPS
 NOT_MEASURED = "_not measured yet: run `make bench`._"
 
 
