@@ -1,7 +1,7 @@
 """The ACD: the acd_core Router configured from `[acd]`, plus what the router does not know —
 which phone each agent sits at, what that phone is doing, and the reasons people give.
 
-The router decides; this module keeps the controller's side of agents (`Seat`: the phone an
+The router decides; this module keeps the controller's side of agents (`AgentPhone`: the phone an
 agent is logged in at, the device state Asterisk reports for it) and turns configuration
 into router queues. It never talks to Asterisk or Redis: `snapshot()`/`restore()` give the
 controller a JSON-able state to write through to Redis, and every refusal is an `AcdError`
@@ -53,8 +53,9 @@ class AcdError(CCServerError):
 
 
 @dataclass
-class Seat:
-    """One configured agent as the controller sees them, beside the router's view."""
+class AgentPhone:
+    """One configured agent and the phone they sit at, as the controller sees them beside
+    the router's view."""
 
     id: str
     name: str
@@ -108,10 +109,19 @@ class Acd:
     ) -> None:
         self.config = config
         self.ledger = ledger or SeatLedger(EVALUATION)  # licensed seats: a login takes one
+        self._router_cls = router_cls
         self.router: RouterAPI = router_cls(rona_memory_s=config.acd.rona_memory_s)
-        self.seats = {a.id: Seat(a.id, a.name, dict(a.skills)) for a in config.agents}
+        self.agents = {a.id: AgentPhone(a.id, a.name, dict(a.skills)) for a in config.agents}
         self.phone_devices: dict[str, str] = {}  # phone id -> "ok"/"busy"/"unavailable"
         self.direct: set[str] = set()  # agents with a direct queue (see direct_queue)
+
+    def reset(self) -> None:
+        """Forget every agent and call (a snapshot that could not be restored): an empty
+        router, agents logged out, no seat taken. What AMI said about phones is kept."""
+        self.router = self._router_cls(rona_memory_s=self.config.acd.rona_memory_s)
+        self.agents = {a.id: AgentPhone(a.id, a.name, dict(a.skills)) for a in self.config.agents}
+        self.direct = set()
+        self.ledger.sync([])
 
     # --- set-up and persistence ----------------------------------------------------------
     def define_queues(self) -> None:
@@ -144,7 +154,7 @@ class Acd:
         return {
             "router": self.router.snapshot(),
             # Only what `restore` reads back (names and skills come from the config).
-            "seats": {k: {"phone": v.phone, "device": v.device} for k, v in self.seats.items()},
+            "seats": {k: {"phone": v.phone, "device": v.device} for k, v in self.agents.items()},
             "direct": sorted(self.direct),
         }
 
@@ -154,12 +164,12 @@ class Acd:
         self.router.restore(data["router"])
         logged_in = [a for a in self.router.agents() if self.router.agent(a).state != "logged-out"]
         self.ledger.sync(logged_in)
-        self.direct = {a for a in data.get("direct", []) if a in self.seats}
+        self.direct = {a for a in data.get("direct", []) if a in self.agents}
         for agent_id, saved in data.get("seats", {}).items():
-            seat = self.seats.get(agent_id)
-            if seat is not None:
-                seat.phone = saved.get("phone")
-                seat.device = saved.get("device", "ok")
+            restored = self.agents.get(agent_id)
+            if restored is not None:
+                restored.phone = saved.get("phone")
+                restored.device = saved.get("device", "ok")
         self.define_queues()
         returned = []
         known = set(self.router.agents())
@@ -170,7 +180,7 @@ class Acd:
             view = self.router.agent(agent_id)
             if view.state == "logged-out":
                 continue
-            if agent_id not in self.seats:
+            if agent_id not in self.agents:
                 self.ledger.release_seat(agent_id)
                 call = self.router.logout(agent_id, now)
                 if call is not None:
@@ -180,28 +190,28 @@ class Acd:
         return returned
 
     # --- agents --------------------------------------------------------------------------
-    def seat(self, agent_id: str) -> Seat:
-        seat = self.seats.get(agent_id)
-        if seat is None:
+    def agent(self, agent_id: str) -> AgentPhone:
+        agent = self.agents.get(agent_id)
+        if agent is None:
             raise AcdError(f"no agent {agent_id!r} is configured", slug="agent-unknown", status=404)
-        return seat
+        return agent
 
     def agent_at(self, phone: str) -> str | None:
-        return next((s.id for s in self.seats.values() if s.phone == phone), None)
+        return next((s.id for s in self.agents.values() if s.phone == phone), None)
 
     def state(self, agent_id: str) -> str:
-        self.seat(agent_id)
+        self.agent(agent_id)
         if agent_id not in self.router.agents():
             return "logged-out"
         return self.router.agent(agent_id).state
 
     def login(self, agent_id: str, phone: str, now: float, *, ready: bool = True) -> None:
-        seat = self.seat(agent_id)
+        agent = self.agent(agent_id)
         if phone not in self.config.phones.ids:
             raise AcdError(f"no phone {phone!r} is configured", slug="phone-unknown", status=404)
         if self.state(agent_id) != "logged-out":
             raise AcdError(
-                f"agent {agent_id} is already logged in at phone {seat.phone}",
+                f"agent {agent_id} is already logged in at phone {agent.phone}",
                 slug="agent-logged-in",
             )
         other = self.agent_at(phone)
@@ -222,8 +232,8 @@ class Acd:
                 in_use=self.ledger.seats_in_use,
                 seats=self.ledger.license.seats,
             )
-        seat.phone = phone
-        seat.device = self.phone_devices.get(phone, "ok")
+        agent.phone = phone
+        agent.device = self.phone_devices.get(phone, "ok")
         log(logger, "agent.login", agent=agent_id, phone=phone, ready=ready)
 
     def logout(self, agent_id: str, now: float) -> None:
@@ -236,15 +246,15 @@ class Acd:
             )
         self.router.logout(agent_id, now)
         self.ledger.release_seat(agent_id)
-        self.seats[agent_id].phone = None
+        self.agents[agent_id].phone = None
         log(logger, "agent.logout", agent=agent_id)
 
     def set_ready(self, agent_id: str, now: float) -> None:
-        seat = self.seat(agent_id)
+        agent = self.agent(agent_id)
         self._router(self.router.set_ready, agent_id, now)
         log(logger, "agent.ready", agent=agent_id)
-        if seat.device != "ok":  # the phone is busy: wait for it, visibly
-            self.router.set_not_ready(agent_id, DEVICE_REASONS[seat.device], now)
+        if agent.device != "ok":  # the phone is busy: wait for it, visibly
+            self.router.set_not_ready(agent_id, DEVICE_REASONS[agent.device], now)
 
     def set_not_ready(self, agent_id: str, reason: str, now: float) -> None:
         if reason not in REASONS:
@@ -253,7 +263,7 @@ class Acd:
                 slug="reason-unknown",
                 status=400,
             )
-        self.seat(agent_id)
+        self.agent(agent_id)
         self._router(self.router.set_not_ready, agent_id, reason, now)
         log(logger, "agent.not_ready", agent=agent_id, reason=reason)
 
@@ -263,7 +273,7 @@ class Acd:
         log(logger, "agent.phone_lost", logging.WARNING, agent=agent_id)
 
     def extend_wrap_up(self, agent_id: str, seconds: float, now: float) -> float:
-        self.seat(agent_id)
+        self.agent(agent_id)
         if not 0 < seconds <= 3600:
             raise AcdError("seconds must be in (0, 3600]", slug="input-invalid", status=400)
         until: float = self._router(self.router.extend_wrap_up, agent_id, seconds, now)
@@ -276,8 +286,8 @@ class Acd:
         agent_id = self.agent_at(phone)
         if agent_id is None:
             return None
-        seat = self.seats[agent_id]
-        seat.device = condition
+        agent = self.agents[agent_id]
+        agent.device = condition
         view = self.router.agent(agent_id)
         if (
             condition == "ok"
@@ -297,7 +307,7 @@ class Acd:
     def direct_queue(self, agent_id: str) -> str:
         """The queue that reaches exactly this agent (for a transfer to a person): made on
         first use, with a skill only that agent holds."""
-        self.seat(agent_id)
+        self.agent(agent_id)
         if self.state(agent_id) == "logged-out":
             raise AcdError(f"agent {agent_id} is not logged in", slug="agent-logged-out")
         spec = self.queue_config(DIRECT_PREFIX + agent_id)
@@ -308,13 +318,13 @@ class Acd:
         return spec.name
 
     def _skills(self, agent_id: str) -> dict[str, int]:
-        skills = dict(self.seats[agent_id].skills)
+        skills = dict(self.agents[agent_id].skills)
         if agent_id in self.direct:
             skills[DIRECT_PREFIX + agent_id] = 1
         return skills
 
     def queue_config(self, name: str) -> QueueConfig:
-        if name.startswith(DIRECT_PREFIX) and name[len(DIRECT_PREFIX) :] in self.seats:
+        if name.startswith(DIRECT_PREFIX) and name[len(DIRECT_PREFIX) :] in self.agents:
             default = self.queue_config(self.config.acd.default_queue)
             return QueueConfig(name=name, skills={name: 1}, wrap_up_s=default.wrap_up_s)
         try:
@@ -348,24 +358,24 @@ class Acd:
 
     def dispatch(self, now: float) -> list[Assignment]:
         """Every assignment possible now, never to an agent whose phone can't ring."""
-        for seat in self.seats.values():
-            if seat.device == "ok" or seat.phone is None:
+        for agent in self.agents.values():
+            if agent.device == "ok" or agent.phone is None:
                 continue
-            view = self.router.agent(seat.id)
+            view = self.router.agent(agent.id)
             ends = view.wrap_until is not None and view.wrap_until <= now
             if view.state == "ready" or (view.state == "wrap-up" and ends):
-                self.router.set_not_ready(seat.id, DEVICE_REASONS[seat.device], now)
+                self.router.set_not_ready(agent.id, DEVICE_REASONS[agent.device], now)
         return self.router.dispatch(now)
 
     # --- views ---------------------------------------------------------------------------
     def agent_view(self, agent_id: str) -> dict[str, Any]:
-        seat = self.seat(agent_id)
+        agent = self.agent(agent_id)
         body: dict[str, Any] = {
-            "id": seat.id,
-            "name": seat.name,
-            "phone": seat.phone,
-            "device": seat.device,
-            "skills": seat.skills,
+            "id": agent.id,
+            "name": agent.name,
+            "phone": agent.phone,
+            "device": agent.device,
+            "skills": agent.skills,
             "state": "logged-out",
             "reason": None,
             "call": None,
@@ -388,9 +398,9 @@ class Acd:
         views = (self.router.call(c) for c in self.router.calls())
         waiting = [c for c in views if c.queue == name and c.state == "waiting"]
         eligible: dict[str, int] = {}
-        for seat in self.seats.values():
-            if all(seat.skills.get(k, 0) >= v for k, v in spec.skills.items()):
-                state = self.state(seat.id)
+        for agent in self.agents.values():
+            if all(agent.skills.get(k, 0) >= v for k, v in spec.skills.items()):
+                state = self.state(agent.id)
                 eligible[state] = eligible.get(state, 0) + 1
         return {
             "name": name,
@@ -403,7 +413,7 @@ class Acd:
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
-        for agent_id in self.seats:
+        for agent_id in self.agents:
             state = self.state(agent_id)
             counts[state] = counts.get(state, 0) + 1
         return counts

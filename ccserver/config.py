@@ -107,6 +107,9 @@ class ControllerConfig(_Section):
     ari_trace: Path | None = None
     history_db: Path = Path("history.sqlite")
     """The history store (SQLite) that reports read; relative paths are in the run dir."""
+    strict_states: bool = False
+    """Raise on a call-state move the transition table forbids (the test suite sets it);
+    off, such a bug is logged and counted while the call goes on."""
 
 
 class HotlineConfig(_Section):

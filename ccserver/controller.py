@@ -13,35 +13,45 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import logging
 import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from ccserver import licensing, metrics, recovery, seats, tls
+from ccserver import licensing, seats, tls
 from ccserver import secrets as secrets_mod
+from ccserver.acd import Acd
 from ccserver.api.app import make_app
 from ccserver.api.audit import AuditLog
-from ccserver.calls import CallCenter
+from ccserver.calls import recovery, routing, stasis
+from ccserver.calls.center import CallCenter
+from ccserver.calls.journal import Journal
+from ccserver.center_backend import CenterBackend
 from ccserver.config import Config
-from ccserver.desk import DeskBackend
 from ccserver.history import History
 from ccserver.ivr.loader import load_flows, warm_prompts
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
+from ccserver.metrics import collector, instruments
 from ccserver.prompts import Prompts
-from ccserver.store import Store
+from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
+from ccserver.telephony.rest import AriRest
 
 logger = logging.getLogger("ccserver.controller")
 
 
 class Controller:
+    """The running controller: owns the links, the stores and the `CallCenter`, and is the
+    `CenterView` its metrics read. Made inside the event loop (it opens HTTP sessions)."""
+
     def __init__(self, config: Config) -> None:
         self.config = config
         secrets = secrets_mod.load(config.run_dir)
@@ -57,6 +67,7 @@ class Controller:
             on_event=self._on_ari_event,
             on_connected=self._on_ari_connected,
             trace_file=Path(trace) if trace else None,
+            on_request=_time_ari_request,
         )
         self.ami = AmiClient(
             host=bind,
@@ -66,23 +77,33 @@ class Controller:
             on_event=self._on_ami_event,
         )
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
-        self.calls = CallCenter(config, self.ari, self.store, self.prompts)
-        self.calls.pins = dict(secrets.agent_pins)
         self.history = History(config.run_dir / config.controller.history_db)
-        self.calls.history = self.history
         self.api_tokens = dict(secrets.api_tokens)
-        queues = {q.name for q in config.acd.queues}
-        self.calls.flows = load_flows(config.ivr.resolved_flows_dir(), queues)
-        self.calls.notices = NoticeBoard(self.store.redis, self.prompts)
-        self.calls.acd.ledger = seats.SeatLedger(
+        self.notices = NoticeBoard(self.store.redis, self.prompts)
+        self.lookups = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        ledger = seats.SeatLedger(
             _license_in_force(config), expiry_warning_days=config.license.expiry_warning_days
+        )
+        self.center = CallCenter(
+            config=config,
+            ari=AriRest(self.ari),
+            journal=Journal(
+                self.store, self.history, short_abandon_s=config.reports.short_abandon_s
+            ),
+            prompts=self.prompts,
+            acd=Acd(config, ledger),
+            routes=stasis.ROUTES,
+            flows=load_flows(config.ivr.resolved_flows_dir(), {q.name for q in config.acd.queues}),
+            notices=self.notices,
+            pins=dict(secrets.agent_pins),
+            lookups=self.lookups,
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 
     def reload_license(self) -> None:
         """SIGHUP: the installed license file, again; a bad one is logged and ignored."""
         try:
-            lic = seats.reload(self.calls.acd.ledger, self.config)
+            lic = seats.reload(self.center.acd.ledger, self.config)
         except licensing.LicenseError as exc:
             log(logger, "license.reload_failed", logging.ERROR, slug=exc.slug, error=exc.message)
             return
@@ -91,16 +112,16 @@ class Controller:
     async def _watch_expiry(self) -> None:
         """Warn (log) every hour once the license is within its expiry warning window."""
         while True:
-            warning = self.calls.acd.ledger.expiry_warning()
+            warning = self.center.acd.ledger.expiry_warning()
             if warning is not None:
                 log(logger, "license.expiry_warning", logging.WARNING, message=warning)
             await asyncio.sleep(3600)
 
     async def _on_ari_event(self, event: AriEvent) -> None:
-        await self.calls.on_event(event)
+        await self.center.on_event(event)
 
     async def _on_ari_connected(self) -> None:
-        await recovery.resync(self.calls)
+        await recovery.resync(self.center)
 
     def _on_ami_event(self, event: AmiEvent) -> None:
         log(logger, "ami.event", name=event.name, **_ami_fields(event))
@@ -113,40 +134,54 @@ class Controller:
                 task.add_done_callback(self._device_tasks.discard)
 
     async def _device_state(self, phone: str, state: str) -> None:
-        async with self.calls.lock:
-            if self.calls.acd.device_state(phone, state, time.time()) is not None:
-                await self.calls.dispatch()
-                self.calls.persist_soon()
+        async with self.center.transaction():
+            self.center.acd.device_state(phone, state, time.time())
 
-    async def _links(self) -> dict[str, bool]:
+    # --- what the metrics read (`collector.CenterView`) -----------------------------------
+    def queue_views(self, now: float) -> list[dict[str, Any]]:
+        return [self.center.acd.queue_view(q.name, now) for q in self.config.acd.queues]
+
+    def agent_counts(self) -> dict[str, int]:
+        return self.center.acd.counts()
+
+    def license_usage(self) -> dict[str, Any]:
+        return self.center.acd.ledger.usage()
+
+    def store_stats(self) -> StoreStats:
+        return self.store.stats()
+
+    async def links(self) -> dict[str, bool]:
         return {
             "ari": self.ari.connected.is_set(),
             "ami": self.ami.up,
             "redis": await self.store.ping(),
         }
 
-    def _reconnects(self) -> dict[str, int]:
+    def reconnects(self) -> dict[str, int]:
         return {"ari": self.ari.reconnects, "ami": self.ami.reconnects}
+
+    async def notices_active(self) -> int:
+        return await self.notices.active_count(dt.datetime.now(dt.UTC))
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
             "ami": self.ami.up,
-            **{f"{link}_reconnects": n for link, n in self._reconnects().items()},
+            **{f"{link}_reconnects": n for link, n in self.reconnects().items()},
             "redis": await self.store.ping(),
             "redis_failed_writes": self.store.failed_writes,
             # degraded: writes buffered in memory until Redis takes them (see store.py)
             "store": dataclasses.asdict(self.store.stats()),
-            **self.calls.summary(),
+            **self.center.summary(),
         }
         return web.json_response(body)
 
     async def run(self, stop: asyncio.Event) -> None:
         audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
-        app = make_app(DeskBackend(self.calls), self.api_tokens, audit)
+        app = make_app(CenterBackend(self.center), self.api_tokens, audit)
         app.router.add_get("/healthz", self._healthz)
-        metrics.declare(q.name for q in self.config.acd.queues)
-        app.router.add_get("/metrics", metrics.handler(self.calls, self._links, self._reconnects))
+        instruments.declare(q.name for q in self.config.acd.queues)
+        app.router.add_get("/metrics", collector.handler(self))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(
@@ -156,13 +191,12 @@ class Controller:
             ssl_context=tls.server_context(self.config),  # None: plain HTTP (TLS is off)
         )
         await site.start()
-        self.calls.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-        for flow in {id(f): f for f in self.calls.flows.values()}.values():
+        for flow in {id(f): f for f in self.center.flows.values()}.values():
             await asyncio.to_thread(warm_prompts, flow, self.prompts)  # callers never wait
         await self.ami.start()
         await self.ari.start()
-        self.calls.start_ticker()
-        self.calls.spawn(self._watch_expiry(), "license-expiry")
+        self.center.spawn(routing.tick_forever(self.center), "acd-ticker")
+        self.center.spawn(self._watch_expiry(), "license-expiry")
         log(
             logger,
             "controller.started",
@@ -175,10 +209,10 @@ class Controller:
             log(logger, "controller.stopping")
             await self.ari.close()
             await self.ami.close()
-            self.calls.close()
-            await self.calls.persist()  # what a cancelled `persist_soon` was about to write
+            self.center.close()
+            await self.center.persist()  # what a cancelled `persist_soon` was about to write
             await runner.cleanup()
-            await self.calls.http.close()
+            await self.lookups.close()
             await self.history.flush()
             self.history.close()
             await self.store.close()
@@ -194,6 +228,10 @@ def _license_in_force(config: Config) -> licensing.License:
         return licensing.EVALUATION
     log(logger, "license.in_force", license=lic.id, seats=lic.seats, ivr=lic.ivr_channels)
     return lic
+
+
+def _time_ari_request(method: str, seconds: float) -> None:
+    instruments.ARI_REQUEST.labels(method).observe(seconds)
 
 
 def _ami_fields(event: AmiEvent) -> dict[str, str]:

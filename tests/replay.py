@@ -5,10 +5,17 @@ and counted, as our Asterisk would accept them, and answered with nothing."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
-from ccserver.calls import CallCenter
+from ccserver.acd import Acd
+from ccserver.calls.center import CallCenter
+from ccserver.calls.journal import Journal, LiveStore
+from ccserver.calls.stasis import ROUTES
+from ccserver.config import Config
+from ccserver.prompts import Prompts
+from ccserver.telephony.rest import Ari, AriRest
 
 
 class SilentAsterisk:
@@ -40,18 +47,37 @@ class SilentAsterisk:
         return [] if method == "GET" else None
 
 
+def started_center(config: Config, ari: Ari, store: LiveStore, prompts: Prompts) -> CallCenter:
+    """A CallCenter as the controller makes it (without flows, notices or history), its
+    auto-login agents ready as after the first connection, and strict: a call-state move
+    the transition table forbids raises."""
+    strict = config.controller.model_copy(update={"strict_states": True})
+    config = config.model_copy(update={"controller": strict})
+    center = CallCenter(
+        config=config,
+        ari=AriRest(ari),
+        journal=Journal(store, None, short_abandon_s=config.reports.short_abandon_s),
+        prompts=prompts,
+        acd=Acd(config),
+        routes=ROUTES,
+    )
+    center.acd.start_fresh(time.time())
+    center.loaded()
+    return center
+
+
 async def stop_center(center: CallCenter) -> int:
     """Cancel the center's tasks and wait for them; returns how many needed a second
     cancel. A session can need one at shutdown (seen with Python 3.11; the cause is not
-    pinned down — `asyncio.wait_for` in `waiting.wait` and `asyncio.timeout` alike):
+    pinned down — `asyncio.wait_for` in `queueing.wait` and `asyncio.timeout` alike):
     counted here, and reported, rather than hung on."""
     stubborn = 0
     for _ in range(3):
-        tasks = list(center._tasks)
+        tasks = list(center.tasks)
         if not tasks:
             break
         center.close()
         _, pending = await asyncio.wait(tasks, timeout=2)
         stubborn += len(pending)
-    assert not center._tasks, f"tasks that ignore cancellation: {center._tasks}"
+    assert not center.tasks, f"tasks that ignore cancellation: {center.tasks}"
     return stubborn

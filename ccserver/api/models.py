@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+# A call's states and outcomes are the call model's own enums, so the document lists them.
+from ccserver.calls.model import CallState, Outcome
+
 # The body of `POST /notices` is the notice board's own input model, so the API takes
 # exactly what `NoticeBoard.add` accepts and the document shows exactly that.
 from ccserver.ivr.notices import NoticeInput as NoticeInput
@@ -87,7 +90,10 @@ class Call(_Open):
     id: str
     caller: str | None = None
     dnis: str | None = None
-    state: str | None = None
+    state: CallState | None = Field(
+        default=None, description="where the call is (ccserver.calls.model.TRANSITIONS)"
+    )
+    outcome: Outcome | None = Field(default=None, description="how it ended (once ended)")
     agent: str | None = None
     arrived_at: float | None = None
 

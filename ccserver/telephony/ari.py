@@ -24,7 +24,6 @@ from typing import Any
 
 import aiohttp
 
-from ccserver import metrics
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 
@@ -148,6 +147,8 @@ def parse_event(raw: str | bytes) -> AriEvent | None:
 
 EventHandler = Callable[[AriEvent], Awaitable[None]]
 ConnectedHandler = Callable[[], Awaitable[None]]
+RequestTimer = Callable[[str, float], None]
+"""Told every REST request's method and duration in seconds (the controller's histogram)."""
 
 
 class AriClient:
@@ -162,6 +163,7 @@ class AriClient:
         on_event: EventHandler,
         on_connected: ConnectedHandler,
         trace_file: Path | None = None,
+        on_request: RequestTimer | None = None,
     ) -> None:
         self.base = f"http://{host}:{port}/ari"
         self.app = app
@@ -169,6 +171,7 @@ class AriClient:
         self._on_event = on_event
         self._on_connected = on_connected
         self._trace_file = trace_file
+        self._on_request = on_request
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
@@ -214,7 +217,8 @@ class AriClient:
             raise AriError(f"{method} {path}: no answer from Asterisk ({exc!r})", status=0) from exc
         finally:
             elapsed_ms = (time.monotonic() - started) * 1000
-            metrics.ARI_REQUEST.labels(method).observe(elapsed_ms / 1000)
+            if self._on_request is not None:
+                self._on_request(method, elapsed_ms / 1000)
             if elapsed_ms > 500:
                 log(
                     logger,

@@ -269,7 +269,14 @@ def start_stack(
         },
         "redis": {"port": free_port()},
         "prometheus": {"enabled": prometheus, "port": free_port()},
-        "controller": {"http_port": free_port(), "ring_timeout_s": 4, **controller},
+        # strict_states: a call-state move the transition table forbids fails the call
+        # loudly (a `call.state_error` and a traceback in the controller's log).
+        "controller": {
+            "http_port": free_port(),
+            "ring_timeout_s": 4,
+            "strict_states": True,
+            **controller,
+        },
         "phones": {"ids": sorted(contacts), "contacts": contacts, **(phones or {})},
         "acd": acd if acd is not None else ONE_QUEUE,
         "hotline": {"numbers": hotline or ["95598"]},
@@ -288,3 +295,7 @@ def start_stack(
         yield LiveStack(stack, tmp / "sipp", ports)
     finally:
         stack.down()
+    log = config.run_dir / "log" / "controller.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    errors = [line for line in lines if "call.state_error" in line]
+    assert not errors, "call-state moves outside the table:\n" + "\n".join(errors[:5])

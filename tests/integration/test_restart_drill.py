@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ccserver.calls import PERSIST_COALESCE_S
+from ccserver.calls.center import PERSIST_COALESCE_S
 from ccserver.loadtest import sipp
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -25,14 +24,13 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from panoramisk.ami_protocol import AMIProtocol
 
-from ccserver.calls import CallCenter
 from ccserver.config import Config
 from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ami import WATCHED_EVENTS, AmiClient, AmiEvent, parse_message
 from ccserver.telephony.ari import AriEvent, parse_event
 from tests.fuzzing import fuzz
-from tests.replay import SilentAsterisk, stop_center
+from tests.replay import SilentAsterisk, started_center, stop_center
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 AMI_MESSAGES = (FIXTURES / "ami" / "session.txt").read_bytes().split(b"\r\n\r\n")
@@ -291,9 +289,7 @@ def test_call_center_takes_fuzzed_event_sequences(
         caplog.clear()
         store = Store(unix_socket=str(redis_socket))
         ari = SilentAsterisk()
-        center = CallCenter(config, ari, store, prompts)
-        center.acd.start_fresh(time.time())
-        center.started = True
+        center = started_center(config, ari, store, prompts)
 
         async def feed(event: AriEvent) -> None:
             # Bounded: a handler that waits for Asterisk under the lock would stall them all.

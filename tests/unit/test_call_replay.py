@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from pathlib import Path
 from typing import Any
 
-from ccserver.calls import CallCenter
+from ccserver.calls.center import CallCenter
 from ccserver.config import Config
 from ccserver.prompts import Prompts
 from ccserver.store import Store
 from ccserver.telephony.ari import AriError, parse_event
-from tests.replay import SilentAsterisk, stop_center
+from tests.replay import SilentAsterisk, started_center, stop_center
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
-def started_center(
+def center_on(
     tmp_path: Path, ari: SilentAsterisk, store: Store, prompts: Prompts, **sections: Any
 ) -> CallCenter:
     """A CallCenter on `ari` without IVR flows, its auto-login agents ready, as after the
@@ -32,10 +31,7 @@ def started_center(
             **sections,
         }
     )
-    center = CallCenter(config, ari, store, prompts)
-    center.acd.start_fresh(time.time())
-    center.started = True
-    return center
+    return started_center(config, ari, store, prompts)
 
 
 async def test_a_caller_who_hangs_up_in_the_greeting_never_enters_the_queue(
@@ -47,7 +43,7 @@ async def test_a_caller_who_hangs_up_in_the_greeting_never_enters_the_queue(
     # out, the session used to put the departed caller in the queue until StasisEnd came.
     ari = SilentAsterisk()
     store = Store(unix_socket=str(redis_socket))
-    center = started_center(tmp_path, ari, store, prompts)
+    center = center_on(tmp_path, ari, store, prompts)
     assert center.config.controller.greeting  # the recorded call heard one
     lines = (FIXTURES / "ari" / "hangup_in_greeting.jsonl").read_text().splitlines()
     kinds = [event.type for event in map(parse_event, lines) if event is not None]
@@ -118,7 +114,7 @@ async def test_a_connection_that_fails_half_way_puts_the_caller_back_on_hold(
 ) -> None:
     ari = BridgingAsterisk()
     store = Store(unix_socket=str(redis_socket))
-    center = started_center(
+    center = center_on(
         tmp_path,
         ari,
         store,

@@ -23,7 +23,7 @@ def history(tmp_path: Path) -> Iterator[History]:
 
 
 def _record(call_id: str, arrived_at: float, **extra: object) -> dict[str, object]:
-    """A record shaped like `calls.Call.record()`."""
+    """A record shaped like `ccserver.calls.model.Call.to_record()`."""
     return {
         "id": call_id,
         "caller": "13800000000",

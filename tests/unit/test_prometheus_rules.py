@@ -52,6 +52,7 @@ CONTRACT_COUNTERS = {
     "ccserver_store_write_failures_total",
     "ccserver_store_replayed_total",
     "ccserver_store_dropped_total",
+    "ccserver_call_state_errors_total",
 }
 CONTRACT_GAUGES = {
     "ccserver_calls_waiting",

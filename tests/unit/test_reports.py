@@ -50,7 +50,7 @@ def at(day: int, hour: int, minute: int, second: int = 0) -> float:
 
 
 def _record(call_id: str, caller: str, arrived: float, **extra: Any) -> dict[str, Any]:
-    """A record shaped like `calls.Call.record()`."""
+    """A record shaped like `ccserver.calls.model.Call.to_record()`."""
     record: dict[str, Any] = {
         "id": call_id,
         "caller": caller,

@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
-from ccserver import metrics
+from ccserver.metrics import collector
 from ccserver.store import ACD_KEY, CALL_KEY, CALLS_KEY, EVENTS_KEY, Store, StoreStats
 
 
@@ -325,7 +325,7 @@ async def test_the_store_metrics_show_the_outage(store: Store, redis_proc: Redis
 def _samples(store: Store) -> dict[str, float]:
     class Only(Collector):
         def collect(self) -> Iterator[Any]:
-            yield from metrics.store_families(store.stats())
+            yield from collector.store_families(store.stats())
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Only())

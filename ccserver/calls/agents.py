@@ -16,22 +16,20 @@ refused for a minute, so a PIN cannot be guessed from a keypad.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import time
 from typing import Any
 
-from ccserver import seats, transfers
 from ccserver.acd import REASONS, AcdError
-from ccserver.calls import CallCenter
+from ccserver.calls.center import CallCenter
+from ccserver.calls.media import ChannelGone
+from ccserver.calls.phrases import phrase, refusal
 from ccserver.errors import CCServerError
-from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
-from ccserver.media import ChannelGone
-from ccserver.phrases import phrase
+from ccserver.telephony.ari import AriEvent
 
-logger = logging.getLogger("ccserver.desk")
+logger = logging.getLogger("ccserver.agents")
 EXTEND_S = 30.0
 ACTIONS = ("login", "logout", "ready", "not-ready", "extend-wrap-up")
 
@@ -47,16 +45,16 @@ async def agent_action(
     seconds: float | None = None,
     by: str,
 ) -> dict[str, Any]:
-    """Do one agent action under the call center's lock; returns the agent's new view.
-    `pin` is checked for logins when given (the API skips it for supervisors)."""
-    async with center.lock:
+    """Do one agent action in a transaction; returns the agent's new view. `pin` is checked
+    for logins when given (the API skips it for supervisors)."""
+    async with center.transaction(persist="now"):
         now = time.time()
         acd = center.acd
-        acd.seat(agent_id)
+        acd.agent(agent_id)
         if action == "login":
             if pin is not None:
                 _check_pin(center, agent_id, pin, source=by, now=now)
-            target = phone or acd.seats[agent_id].phone or _default_phone(center, agent_id)
+            target = phone or acd.agents[agent_id].phone or _default_phone(center, agent_id)
             acd.login(agent_id, target, now)
         elif action == "logout":
             acd.logout(agent_id, now)
@@ -72,16 +70,14 @@ async def agent_action(
             )
         view = acd.agent_view(agent_id)
         log(logger, "agent.action", agent=agent_id, action=action, by=by, state=view["state"])
-        await center.store.add_event(
-            f"agent:{agent_id}",
-            f"agent-{action}",
+        await center.journal.agent_event(
+            agent_id,
+            action,
             agent=agent_id,
             by=by,
             state=view["state"],
             reason=view["reason"] or "",
         )
-        await center.dispatch()
-        await center.persist()
         return view
 
 
@@ -105,6 +101,15 @@ def _check_pin(center: CallCenter, agent_id: str, pin: str, *, source: str, now:
 
 
 # --- feature codes ------------------------------------------------------------------------
+async def feature_dialled(center: CallCenter, event: AriEvent) -> None:
+    """A phone dialled a feature code (`feature,<code>`): a dialogue of its own."""
+    channel = event.channel_id or ""
+    code = event.args[1] if len(event.args) > 1 else ""
+    phone = str(event.channel.get("name", "")).removeprefix("PJSIP/").rsplit("-", 1)[0]
+    center.media.listen(channel)
+    center.spawn(feature_call(center, channel, code, phone), f"feature-{channel}")
+
+
 async def feature_call(center: CallCenter, channel: str, exten: str, phone: str) -> None:
     language = center.config.acd.language
 
@@ -115,7 +120,7 @@ async def feature_call(center: CallCenter, channel: str, exten: str, phone: str)
         )
 
     try:
-        await center.ari.request("POST", f"/channels/{channel}/answer")
+        await center.ari.answer(channel)
         code, rest = exten[:3], exten[3:]
         log(logger, "feature.dialled", phone=phone, code=code)
         try:
@@ -125,11 +130,12 @@ async def feature_call(center: CallCenter, channel: str, exten: str, phone: str)
                 key = await _other(center, code, rest, phone, ask)
             await center.say(channel, phrase(key, language))
         except CCServerError as exc:  # the ACD's refusals and the license's
-            await center.say(channel, phrase("refused", language, why=_why(exc, language)))
+            why = refusal(exc.slug, language)
+            await center.say(channel, phrase("refused", language, why=why))
     except ChannelGone:
         return
     finally:
-        await center.hangup(channel)
+        await center.ari.hangup(channel)
 
 
 async def _login(center: CallCenter, channel: str, phone: str, rest: str, ask: Any) -> str:
@@ -172,117 +178,3 @@ async def _other(center: CallCenter, code: str, rest: str, phone: str, ask: Any)
         await agent_action(center, agent_id, "extend-wrap-up", seconds=EXTEND_S, by=by)
         return "wrap_extended"
     return "unknown_code"
-
-
-def _why(exc: CCServerError, language: str) -> str:
-    """The refusal, short enough to be spoken."""
-    if language == "zh":
-        return {
-            "agent-logged-in": "已经签入",
-            "phone-in-use": "本话机已有坐席签入",
-            "agent-logged-out": "尚未签入",
-            "agent-on-call": "通话中",
-            "invalid-state": "当前状态不允许",
-            "rate-limited": "尝试次数过多",
-            "pin-invalid": "工号或密码错误",
-            "reason-unknown": "原因无效",
-            "license-seats-exhausted": "坐席许可已满",
-            "license-grace-exhausted": "坐席许可已满",
-            "license-expired": "坐席许可已过期",
-            "license-not-yet-valid": "坐席许可尚未生效",
-        }.get(exc.slug, exc.slug)
-    return exc.slug.replace("-", " ")
-
-
-class DeskBackend:
-    """The REST API's view of the running center (`ccserver.api.backend.ApiBackend`)."""
-
-    def __init__(self, center: CallCenter) -> None:
-        self.center = center
-
-    def agents(self) -> list[dict[str, Any]]:
-        return [self.center.acd.agent_view(a) for a in sorted(self.center.acd.seats)]
-
-    def agent(self, agent_id: str) -> dict[str, Any]:
-        return self.center.acd.agent_view(agent_id)
-
-    async def agent_action(
-        self,
-        agent_id: str,
-        action: str,
-        *,
-        reason: str | None,
-        phone: str | None,
-        pin: str | None,
-        seconds: float | None,
-        by: str,
-    ) -> dict[str, Any]:
-        return await agent_action(
-            self.center,
-            agent_id,
-            action,
-            reason=reason,
-            phone=phone,
-            pin=pin,
-            seconds=seconds,
-            by=by,
-        )
-
-    async def transfer(
-        self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
-    ) -> dict[str, Any]:
-        return await transfers.transfer(
-            self.center, call_id, queue=queue, agent=agent, by=by, attended=attended
-        )
-
-    def license(self) -> dict[str, Any]:
-        return self.center.acd.ledger.usage()
-
-    def reload_license(self, *, by: str) -> dict[str, Any]:
-        ledger = self.center.acd.ledger
-        lic = seats.reload(ledger, self.center.config)
-        log(logger, "license.reloaded", license=lic.id, seats=lic.seats, by=by)
-        return ledger.usage()
-
-    async def notices(self) -> list[dict[str, Any]]:
-        return [n.to_dict() for n in await self._board().list()]
-
-    async def add_notice(self, data: dict[str, Any], *, by: str) -> dict[str, Any]:
-        notice = await self._board().add(data)
-        log(logger, "notice.added", notice=notice.id, by=by)
-        return notice.to_dict()
-
-    async def delete_notice(self, notice_id: str, *, by: str) -> None:
-        await self._board().delete(notice_id)
-        log(logger, "notice.deleted", notice=notice_id, by=by)
-
-    def _board(self) -> NoticeBoard:
-        if self.center.notices is None:
-            raise AcdError(
-                "notices need the controller's Redis", slug="notices-unavailable", status=503
-            )
-        return self.center.notices
-
-    def queues(self) -> list[dict[str, Any]]:
-        now = time.time()
-        return [self.center.acd.queue_view(q.name, now) for q in self.center.config.acd.queues]
-
-    def queue(self, name: str) -> dict[str, Any]:
-        return self.center.acd.queue_view(name, time.time())
-
-    def calls(self) -> list[dict[str, Any]]:
-        return [c.record() for c in self.center.calls.values() if c.state != "ended"]
-
-    async def call(self, call_id: str) -> dict[str, Any]:
-        live = self.center.calls.get(call_id)
-        history = self.center.history
-        if history is not None:
-            await history.flush()
-        record = live.record() if live is not None else None
-        if record is None and history is not None:
-            saved = await asyncio.to_thread(history.call, call_id)
-            record = (saved or {}).get("record") or saved
-        if record is None:
-            raise AcdError(f"no call {call_id!r}", slug="call-unknown", status=404)
-        events = await asyncio.to_thread(history.events, call_id) if history is not None else []
-        return {**record, "events": events}

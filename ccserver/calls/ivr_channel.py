@@ -17,22 +17,21 @@ caller, not while the caller waits in a queue or talks to an agent.
 
 from __future__ import annotations
 
-import uuid
-from typing import TYPE_CHECKING
-
-from ccserver import metrics, waiting
-from ccserver.calls import CALLBACK_STATES, WAITING_STATES
+from ccserver.calls import callbacks, queueing, routing
+from ccserver.calls.center import CallCenter
+from ccserver.calls.media import ChannelGone
+from ccserver.calls.model import CALLBACK_STATES, WAITING_STATES, Call, CallState, comment_name
 from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
-from ccserver.media import ChannelGone
+from ccserver.ivr.interpreter import run_flow
+from ccserver.metrics import instruments
 from ccserver.telephony.ari import AriError
-
-if TYPE_CHECKING:
-    from ccserver.calls import Call, CallCenter
 
 TRANSFER_CONTEXT = "from-callers"
 
 
 class LiveChannel:
+    """`FlowChannel` for one live call."""
+
     def __init__(self, center: CallCenter, call: Call) -> None:
         self.center = center
         self.call = call
@@ -96,14 +95,14 @@ class LiveChannel:
         call = self.call
         self.leave_ivr()
         try:
-            if not await waiting.join(self.center, call, request.queue, priority=request.priority):
+            if not await queueing.join(self.center, call, request.queue, priority=request.priority):
                 raise CallerGone(self.call_id)
             wakeup = self.center.wakeup(call)
             while True:
-                await waiting.wait(self.center, call)
-                while call.state == "connected":
+                await queueing.wait(self.center, call)
+                while call.state == CallState.CONNECTED:
                     wakeup.clear()
-                    if call.state == "connected":
+                    if call.state == CallState.CONNECTED:
                         await wakeup.wait()
                 if call.state not in WAITING_STATES:  # not transferred back into a queue
                     break
@@ -111,37 +110,34 @@ class LiveChannel:
             raise self._left() from None
         finally:
             self.enter_ivr()
-        if call.state == "survey":
+        if call.state == CallState.SURVEY:
             return QueueResult("agent-hangup", call.agent)
-        if call.state.startswith("callback"):
+        if call.state in CALLBACK_STATES:
             self.done = True
             return QueueResult("callback", None)
         raise CallerGone(self.call_id)
 
     async def callback(self, queue: str | None, number: str) -> None:
         center, call = self.center, self.call
-        async with center.lock:
-            if call.state != "ivr":  # the caller left before the key was read
+        async with center.transaction(persist="now"):
+            if call.state != CallState.IVR:  # the caller left before the key was read
                 raise self._left()
-            call.callback = {"number": number, "customer_channel": None, "attempts": []}
+            call.callback = callbacks.new_callback(number)
             call.handled_by = None  # an agent serves this caller
-            call.state = "callback"  # from here the caller's hang-up leaves the call alive
-            await center.enqueue(call, queue or center.config.acd.default_queue)
-            await center.event(call, "callback", number=number)
-            await center.dispatch()
-            await center.persist()
+            center.move(call, CallState.CALLBACK)  # the caller's hang-up leaves the call alive
+            await routing.enqueue(center, call, queue or center.config.acd.default_queue)
+            await center.journal.event(call, "callback", number=number)
 
     async def transfer(self, target: str) -> None:
         """Blind transfer: the caller leaves Stasis for `target` in the callers' dialplan."""
-        self.call.state = "transferred"
-        self.call.handled_by = "ivr"  # handed on by the flow: not lost here
-        await self.center.event(self.call, "transfer", target=target)
+        async with self.center.transaction():
+            if self.call.state not in (CallState.IVR, CallState.SURVEY):  # the caller left
+                raise self._left()
+            self.center.move(self.call, CallState.TRANSFERRED)
+            self.call.handled_by = "ivr"  # handed on by the flow: not lost here
+        await self.center.journal.event(self.call, "transfer", target=target)
         try:
-            await self.center.ari.request(
-                "POST",
-                f"/channels/{self.call_id}/continue",
-                params={"context": TRANSFER_CONTEXT, "extension": target, "priority": 1},
-            )
+            await self.center.ari.continue_in_dialplan(self.call_id, TRANSFER_CONTEXT, target)
         except AriError as exc:
             if exc.status == 404:
                 raise self._left() from None
@@ -149,7 +145,7 @@ class LiveChannel:
         self.done = True
 
     async def record(self, max_s: float) -> str | None:
-        name = f"comment-{self.call_id}-{uuid.uuid4().hex[:6]}"
+        name = comment_name(self.call_id)
         try:
             recorded = await self.center.media.record(self.call_id, name, max_s)
         except ChannelGone:
@@ -162,20 +158,25 @@ class LiveChannel:
 
 async def run(center: CallCenter, call: Call) -> None:
     """The IVR part of a session: run the number's flow, then end or keep the call."""
-    from ccserver.ivr.interpreter import run_flow
-
     flow = center.flows[call.dnis]
-    assert center.http is not None, "the controller opens the lookup session at start"
+    assert center.lookups is not None, "a center with flows is made with a lookup session"
     channel = LiveChannel(center, call)
-    call.state, call.flow = "ivr", flow.flow
-    channel.enter_ivr()
-    metrics.IVR_SESSIONS.inc()
+    channel.enter_ivr()  # before any await: the session checked there was room
+    async with center.transaction():
+        if call.state == CallState.ARRIVING:
+            center.move(call, CallState.IVR)
+            call.flow = flow.flow
+    began = call.state == CallState.IVR
+    if not began:  # the caller left before the flow began
+        channel.leave_ivr()
+        return
+    instruments.IVR_SESSIONS.inc()
     try:
         record = await run_flow(
             flow,
             channel,
             prompts=center.prompts,
-            lookup_client=center.http,
+            lookup_client=center.lookups,
             notices=center.notices,
             config=center.config.ivr,
             default_queue=center.config.acd.default_queue,
@@ -185,16 +186,16 @@ async def run(center: CallCenter, call: Call) -> None:
     call.ivr_route = record.to_dict()
     call.survey_score = record.survey_score
     if call.handled_by == "ivr":  # a self-service node finished, and no agent was asked for
-        metrics.IVR_SELF_SERVICE.inc()
-    if call.state == "ended":
+        instruments.IVR_SELF_SERVICE.inc()
+    if call.state == CallState.ENDED:
         # The caller hung up during the flow, and the call was closed (and written) while
         # the flow was still unwinding: write it again with the route it took.
-        await center.save_ended(call)
+        await center.journal.save_ended(call)
     elif record.callback is not None and call.state in CALLBACK_STATES:
-        await center.hangup(call.id)  # the call waits for its callback without the caller
+        await center.ari.hangup(call.id)  # the call waits for its callback without the caller
     elif channel.left:
         pass  # the caller's StasisEnd closes the call, with the route set above
-    elif call.state in ("ivr", "survey"):
-        call.hangup_by = "ivr" if call.state == "ivr" else call.hangup_by
-        await center.store.save_call(call.record())
-        await center.hangup(call.id)  # its StasisEnd closes the call
+    elif call.state in (CallState.IVR, CallState.SURVEY):
+        call.hangup_by = "ivr" if call.state == CallState.IVR else call.hangup_by
+        await center.journal.save_call(call)
+        await center.ari.hangup(call.id)  # its StasisEnd closes the call

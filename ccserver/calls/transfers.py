@@ -28,23 +28,28 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from ccserver import waiting
 from ccserver.acd import AcdError
+from ccserver.calls.center import CallCenter
+from ccserver.calls.model import (
+    HOLDING_BRIDGE,
+    Call,
+    CallState,
+    Leg,
+    LegRole,
+    call_bridge_id,
+    cause_result,
+)
+from ccserver.calls.phrases import phrase
+from ccserver.calls.queueing import keep_waiting
+from ccserver.calls.routing import enqueue, rona
+from ccserver.calls.talk import agent_answered, late_answer, record_if_asked, talk_ended
 from ccserver.errors import InputError
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError, AriEvent
 
-if TYPE_CHECKING:
-    from ccserver.calls import Call, CallCenter
-
 logger = logging.getLogger("ccserver.transfers")
-
-CONSULT_FAILED = {
-    "zh": "转接未成功，来电已回到原队列。",
-    "en": "The transfer did not go through. The caller is back in their queue.",
-}
 
 
 async def transfer(
@@ -56,10 +61,12 @@ async def transfer(
     by: str,
     attended: bool = False,
 ) -> dict[str, Any]:
+    """Transfer a connected call to `queue` or to `agent` (exactly one); returns its record."""
     if (queue is None) == (agent is None):
         raise InputError("give exactly one of queue and agent")
-    async with center.lock:
-        return await _transfer(center, call_id, queue=queue, agent=agent, by=by, attended=attended)
+    async with center.transaction(persist="now"):
+        call = await _transfer(center, call_id, queue=queue, agent=agent, by=by, attended=attended)
+    return call.to_record()  # as the transaction left it: a ready target is ringing
 
 
 async def _transfer(
@@ -70,123 +77,138 @@ async def _transfer(
     agent: str | None,
     by: str,
     attended: bool,
-) -> dict[str, Any]:
-    from ccserver.calls import CALL_BRIDGE_PREFIX
-
+) -> Call:
     call = center.calls.get(call_id)
     if call is None:
         raise AcdError(f"no live call {call_id!r}", slug="call-unknown", status=404)
     if by.startswith("agent:") and by.removeprefix("agent:") != call.agent:
         raise AcdError("an agent may transfer only their own call", slug="forbidden", status=403)
-    if call.state != "connected" or call.callback is not None:
+    if call.state != CallState.CONNECTED or call.callback is not None:
         raise AcdError(f"call {call_id} is {call.state}, not talking to an agent")
     target = center.acd.queue_config(queue).name if queue else center.acd.direct_queue(agent or "")
     now = time.time()
-    source_agent, leg, bridge = call.agent, call.agent_channel, CALL_BRIDGE_PREFIX + call.id
-    center.talk_ended(call, now)
+    source_agent, leg, bridge = call.agent, call.agent_channel, call_bridge_id(call.id)
+    talk_ended(center, call, now)
     center.acd.router.complete(call.id, now)
-    call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
+    center.move(call, CallState.WAITING)
+    call.agent, call.agent_channel, call.connected_at = None, None, None
     if attended and leg:
         call.consult = {"agent": source_agent, "leg": leg, "from_queue": call.queue, "by": by}
+        center.legs[leg] = Leg(call.id, LegRole.CONSULT_SOURCE)
         try:
-            await center.ari.request(
-                "POST", f"/bridges/{bridge}/removeChannel", params={"channel": call.id}
-            )
+            await center.ari.remove_from_bridge(bridge, call.id)
         except AriError as exc:  # the caller is gone: its end event closes the call
             log(logger, "call.consult_hold_failed", logging.WARNING, call=call.id, error=str(exc))
     else:
         center.legs.pop(leg or "", None)
-        await center.destroy_bridge(bridge)
+        await center.ari.destroy_bridge(bridge)
         if leg:
-            await center.hangup(leg)
+            await center.ari.hangup(leg)
     await center.hold(call.id)
     mode = "attended" if call.consult else "blind"
-    await center.event(call, "transfer", source=source_agent, target=target, by=by, mode=mode)
-    await center.enqueue(call, target)
+    await center.journal.event(
+        call, "transfer", source=source_agent, target=target, by=by, mode=mode
+    )
+    await enqueue(center, call, target)
     log(logger, "call.transferred", call=call.id, source=source_agent, target=target, mode=mode)
     keep_waiting(center, call)
-    await center.dispatch()
-    await center.persist()
-    return call.record()
+    return call
 
 
 async def target_answered(center: CallCenter, call: Call, leg: str) -> None:
     """The consulted agent answered: they meet the transferring agent in the call's bridge
-    while the caller stays on hold."""
-    from ccserver.calls import CALL_BRIDGE_PREFIX
-
+    while the caller stays on hold. A transfer whose transferring agent has already hung up
+    is a blind one: the target meets the caller."""
+    if call.consult is None:
+        await agent_answered(center, call, leg)
+        return
+    if call.state != CallState.RINGING or call.agent_channel != leg:
+        await late_answer(center, call, leg)
+        return
     try:
-        await center.ari.request(
-            "POST",
-            f"/bridges/{CALL_BRIDGE_PREFIX + call.id}/addChannel",
-            params={"channel": leg},
-        )
+        await center.ari.add_to_bridge(call_bridge_id(call.id), leg)
     except AriError as exc:
         log(logger, "call.consult_bridge_failed", logging.ERROR, call=call.id, error=str(exc))
-        await center.hangup(leg)  # its end event cancels the consult
+        await center.ari.hangup(leg)  # its end event cancels the consult
         return
     now = time.time()
-    call.state, call.connected_at = "consulting", now
+    center.move(call, CallState.CONSULTING)
+    call.connected_at = now
     call.attempts[-1]["result"] = "answered"
     center.acd.router.answer(call.id, now)
     log(logger, "call.consulting", call=call.id, source=(call.consult or {}).get("agent"))
     center.wake(call)
-    await center.store.save_call(call.record())
-    await center.event(call, "consult", agent=call.agent, source=(call.consult or {}).get("agent"))
+    await center.journal.save_call(call)
+    await center.journal.event(
+        call, "consult", agent=call.agent, source=(call.consult or {}).get("agent")
+    )
 
 
-async def source_gone(center: CallCenter, call: Call) -> None:
+async def target_gone(center: CallCenter, call: Call, leg: str, cause: int) -> bool:
+    """The consulted agent's leg ended: in the consult or while ringing, the transfer is
+    cancelled. False once the transfer completed (the target is the call's agent now)."""
+    if call.agent_channel != leg:
+        return True
+    if call.state == CallState.CONSULTING:
+        await cancel_consult(center, call, "declined", call.agent)
+    elif call.state == CallState.RINGING and call.consult is not None:
+        target = call.agent
+        await rona(center, call, cause_result(cause))
+        await cancel_consult(center, call, "no-answer", target)
+    else:
+        return False
+    return True
+
+
+async def source_gone(center: CallCenter, call: Call, leg: str, cause: int) -> None:
     """The transferring agent hung up. During the consult that completes the transfer: the
     caller joins the target. Before the target answered it is a blind transfer from now on."""
-    from ccserver.calls import CALL_BRIDGE_PREFIX, HOLDING_BRIDGE
-
-    consult, call.consult = call.consult or {}, None
-    if call.state != "consulting":
-        log(logger, "call.consult_abandoned", call=call.id, source=consult.get("agent"))
-        await center.store.save_call(call.record())
+    if (call.consult or {}).get("leg") != leg:
         return
-    bridge = CALL_BRIDGE_PREFIX + call.id
+    consult, call.consult = call.consult or {}, None
+    if call.state != CallState.CONSULTING:
+        log(logger, "call.consult_abandoned", call=call.id, source=consult.get("agent"))
+        await center.journal.save_call(call)
+        return
+    bridge = call_bridge_id(call.id)
     try:
-        await center.ari.request(
-            "POST", f"/bridges/{HOLDING_BRIDGE}/removeChannel", params={"channel": call.id}
-        )
-        await center.ari.request(
-            "POST", f"/bridges/{bridge}/addChannel", params={"channel": call.id}
-        )
+        await center.ari.remove_from_bridge(HOLDING_BRIDGE, call.id)
+        await center.ari.add_to_bridge(bridge, call.id)
     except AriError as exc:  # the caller is gone: its end event closes the call
         log(logger, "call.transfer_join_failed", logging.WARNING, call=call.id, error=str(exc))
         return
-    call.state = "connected"
-    if call.queue is not None and center.acd.queue_config(call.queue).record:
-        await center.record(call, bridge)
+    center.move(call, CallState.CONNECTED)
+    await record_if_asked(center, call, bridge)
     log(logger, "call.transfer_completed", call=call.id, agent=call.agent)
     center.wake(call)
-    await center.store.save_call(call.record())
-    await center.event(call, "connect", agent=call.agent, transfer_from=consult.get("agent"))
+    await center.journal.save_call(call)
+    await center.journal.event(
+        call, "connect", agent=call.agent, transfer_from=consult.get("agent")
+    )
 
 
 async def cancel_consult(center: CallCenter, call: Call, why: str, target: str | None) -> None:
     """The target agent declined (hung up in the consult, or never answered): the caller
     goes back to the queue it was in before, at its original arrival; the transferring agent
     leaves the call's bridge, is told, and is hung up."""
-    from ccserver.calls import CALL_BRIDGE_PREFIX
-
     consult, call.consult = call.consult or {}, None
-    await center.destroy_bridge(CALL_BRIDGE_PREFIX + call.id)
+    await center.ari.destroy_bridge(call_bridge_id(call.id))
     now = time.time()
-    if call.state == "consulting":
-        center.talk_ended(call, now)
+    if call.state == CallState.CONSULTING:
+        talk_ended(center, call, now)
         center.acd.router.complete(call.id, now)
     elif call.id in center.acd.router.calls():
         center.acd.router.remove(call.id, now)
     if call.agent_channel:
         center.legs.pop(call.agent_channel, None)
-        await center.hangup(call.agent_channel)
-    call.state, call.agent, call.agent_channel, call.connected_at = "waiting", None, None, None
+        await center.ari.hangup(call.agent_channel)
+    if call.state != CallState.WAITING:
+        center.move(call, CallState.WAITING)
+    call.agent, call.agent_channel, call.connected_at = None, None, None
     back = consult.get("from_queue") or center.config.acd.default_queue
-    await center.event(call, "transfer_cancelled", target=target, reason=why, queue=back)
+    await center.journal.event(call, "transfer_cancelled", target=target, reason=why, queue=back)
     log(logger, "call.transfer_cancelled", call=call.id, target=target, reason=why)
-    await center.enqueue(call, back)
+    await enqueue(center, call, back)
     keep_waiting(center, call)
     source_leg = consult.get("leg")
     if source_leg:
@@ -194,20 +216,11 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
         center.spawn(_tell_and_hang_up(center, source_leg), f"consult-failed-{call.id}")
 
 
-def keep_waiting(center: CallCenter, call: Call) -> None:
-    """The caller waits again: wake its session, or start one (a plain call's session
-    ended when it was connected)."""
-    center.wake(call)
-    session = center.sessions.get(call.id)
-    if session is None or session.done():
-        center.sessions[call.id] = center.spawn(waiting.resume(center, call), f"session-{call.id}")
-
-
 async def _tell_and_hang_up(center: CallCenter, leg: str) -> None:
     try:
-        await center.say(leg, CONSULT_FAILED[center.config.acd.language])
+        await center.say(leg, phrase("consult_failed", center.config.acd.language))
     finally:
-        await center.hangup(leg)
+        await center.ari.hangup(leg)
 
 
 async def on_refer(center: CallCenter, event: AriEvent) -> None:
@@ -224,14 +237,15 @@ async def on_refer(center: CallCenter, event: AriEvent) -> None:
     leg = str(source.get("id", "")) if isinstance(source, dict) else ""
     wanted = refer_to.get("requested_destination") or {} if isinstance(refer_to, dict) else {}
     destination = str(wanted.get("destination") or "") if isinstance(wanted, dict) else ""
-    call = center.calls.get(center.legs.get(leg, ""))
-    if call is None or call.agent_channel != leg or call.state != "connected":
+    known = center.legs.get(leg)
+    call = center.calls.get(known.call) if known is not None else None
+    if call is None or call.agent_channel != leg or call.state != CallState.CONNECTED:
         return await _refer_declined(center, leg, "not-on-a-call", destination)
     if wanted.get("protocol_id"):  # Replaces: the phone's own attended transfer
         return await _refer_declined(center, leg, "attended-refer", destination)
     names = {q.name for q in center.config.acd.queues}
     queue = destination if destination in names else None
-    agent = destination if queue is None and destination in center.acd.seats else None
+    agent = destination if queue is None and destination in center.acd.agents else None
     if queue is None and agent is None:
         return await _refer_declined(center, leg, "unknown-target", destination)
     await _progress(center, leg, "channel_answered")  # the phone gets NOTIFY 200, then BYE
@@ -250,8 +264,6 @@ async def _refer_declined(center: CallCenter, leg: str, reason: str, destination
 
 async def _progress(center: CallCenter, leg: str, state: str) -> None:
     try:
-        await center.ari.request(
-            "POST", f"/channels/{leg}/transfer_progress", params={"states": state}
-        )
+        await center.ari.transfer_progress(leg, state)
     except AriError as exc:
         log(logger, "call.refer_progress_failed", logging.WARNING, leg=leg, error=str(exc))

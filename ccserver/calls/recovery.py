@@ -18,6 +18,7 @@ channels and bridges that exist now:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -25,33 +26,37 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from acd_core import RouterError
-from ccserver import callbacks, metrics, waiting
-from ccserver.calls import (
-    AGENT_LEG_PREFIX,
-    CALL_BRIDGE_PREFIX,
-    CUSTOMER_LEG_PREFIX,
+from ccserver.calls import callbacks, inbound, queueing, talk
+from ccserver.calls.center import CallCenter
+from ccserver.calls.model import (
     HOLDING_BRIDGE,
     Call,
-    CallCenter,
+    CallState,
+    Leg,
+    LegRole,
+    Outcome,
+    call_of_bridge,
+    is_our_leg,
 )
+from ccserver.calls.routing import enqueue
 from ccserver.logs import log
-from ccserver.telephony.ari import AriError, created_at
+from ccserver.metrics import instruments
+from ccserver.telephony.ari import created_at
 
 logger = logging.getLogger("ccserver.recovery")
 REDIS_TRIES = 20
 
 
 async def resync(center: CallCenter) -> None:
-    async with center.lock:
+    """Load the state once, then reconcile it with Asterisk (after every ARI connection)."""
+    async with center.transaction(persist="now"):
         started = time.monotonic()
         if not center.started:
             await _load(center)
-            center.started = True
+            center.loaded()
         adopted = await _reconcile(center)
-        await center.dispatch()
-        await center.persist()
         elapsed = time.monotonic() - started
-        metrics.RESYNC.observe(elapsed)
+        instruments.RESYNC.observe(elapsed)
         log(
             logger,
             "calls.resynced",
@@ -67,7 +72,7 @@ async def _load(center: CallCenter) -> None:
     saved = None
     for attempt in range(REDIS_TRIES):
         try:
-            saved = await center.store.load_acd()
+            saved = await center.journal.load_acd()
             break
         except RedisError as exc:
             log(logger, "acd.load_retry", logging.WARNING, attempt=attempt, error=repr(exc)[:200])
@@ -81,43 +86,36 @@ async def _load(center: CallCenter) -> None:
         center.acd.restore(saved["acd"], now)
     except (RouterError, KeyError, TypeError, ValueError) as exc:
         log(logger, "acd.restore_failed", logging.ERROR, error=repr(exc)[:300])
-        center.acd = type(center.acd)(center.config, center.acd.ledger)
+        center.acd.reset()
         center.acd.start_fresh(now)
         return
     for call_id in [*center.acd.router.calls(), *saved.get("parked", [])]:
-        record = await center.store.load_call(call_id)
+        record = await center.journal.load_call(call_id)
         center.calls[call_id] = _call_from(record, call_id, center)
     log(logger, "acd.restored", calls=len(center.calls), agents=center.acd.counts())
 
 
 def _call_from(record: dict[str, Any] | None, call_id: str, center: CallCenter) -> Call:
     if record is not None:
-        fields = {k: v for k, v in record.items() if k in Call.__dataclass_fields__}
-        return Call(**fields)
+        return Call.from_record(record)
     view = center.acd.router.call(call_id)  # no record (Redis lost it): what the router knows
     return Call(
-        id=call_id, caller="", dnis="", arrived_at=view.arrival, state="waiting", queue=view.queue
+        id=call_id,
+        caller="",
+        dnis="",
+        arrived_at=view.arrival,
+        state=CallState.WAITING,
+        queue=view.queue,
     )
 
 
 async def _reconcile(center: CallCenter) -> int:
-    bridges = {
-        b.get("id"): b
-        for b in await center.ari.request("GET", "/bridges") or []
-        if isinstance(b, dict)
-    }
+    bridges = {str(b["id"]): b for b in await center.ari.bridges()}
     if HOLDING_BRIDGE not in bridges:
-        await center.ari.request(
-            "POST", "/bridges", params={"type": "holding", "bridgeId": HOLDING_BRIDGE}
-        )
-    await center.ari.request(
-        "POST",
-        f"/bridges/{HOLDING_BRIDGE}/moh",
-        params={"mohClass": center.config.controller.moh_class},
-    )
+        await center.ari.create_bridge(HOLDING_BRIDGE, "holding")
+    await center.ari.start_moh(HOLDING_BRIDGE, center.config.controller.moh_class)
     holding = set((bridges.get(HOLDING_BRIDGE) or {}).get("channels", []))
-    channels = await center.ari.request("GET", "/channels") or []
-    live = {c["id"]: c for c in channels if isinstance(c, dict) and "id" in c}
+    live = {c["id"]: c for c in await center.ari.channels()}
     for call in list(center.calls.values()):
         await _check_call(center, call, live, holding)
     adopted = 0
@@ -126,13 +124,12 @@ async def _reconcile(center: CallCenter) -> int:
             await _adopt(center, channel)
             adopted += 1
     for channel_id in live:
-        ours = channel_id.startswith((AGENT_LEG_PREFIX, CUSTOMER_LEG_PREFIX))
-        if ours and channel_id not in center.legs:
-            await center.hangup(channel_id)
-    for bridge_id in map(str, bridges):
-        call_id = bridge_id.removeprefix(CALL_BRIDGE_PREFIX)
-        if call_id != bridge_id and call_id not in center.calls:
-            await center.destroy_bridge(bridge_id)
+        if is_our_leg(channel_id) and channel_id not in center.legs:
+            await center.ari.hangup(channel_id)
+    for bridge_id in bridges:
+        call_id = call_of_bridge(bridge_id)
+        if call_id is not None and call_id not in center.calls:
+            await center.ari.destroy_bridge(bridge_id)
     return adopted
 
 
@@ -140,64 +137,52 @@ async def _check_call(
     center: CallCenter, call: Call, live: dict[str, Any], holding: set[str]
 ) -> None:
     now = time.time()
-    if call.state in ("callback", "callback-wait"):
-        if call.state == "callback-wait":
+    if call.state in (CallState.CALLBACK, CallState.CALLBACK_WAIT):
+        if call.state == CallState.CALLBACK_WAIT:
             await callbacks.requeue(center, call)
         return
-    if call.state in ("callback-ringing", "callback-dialing"):
+    if call.state in (CallState.CALLBACK_RINGING, CallState.CALLBACK_DIALING):
         await callbacks.agent_left(center, call)
         return
-    party = (call.callback or {}).get("customer_channel") if call.callback else call.id
+    customer = (call.callback or {}).get("customer_channel")
+    party = customer if call.callback else call.id
     if party not in live:
-        outcome = "completed" if call.state == "connected" else "abandoned"
-        await center.finish(call, outcome, hangup_by="caller")
+        outcome = "completed" if call.state == CallState.CONNECTED else "abandoned"
+        await talk.finish(center, call, Outcome(outcome), hangup_by="caller")
         return
-    if call.state == "connected":
+    if call.state == CallState.CONNECTED:
         if call.agent_channel in live:
-            center.legs[call.agent_channel or ""] = call.id
+            role = LegRole.CALLBACK_AGENT if call.callback else LegRole.AGENT
+            center.legs[call.agent_channel or ""] = Leg(call.id, role)
+            if customer:
+                center.legs[customer] = Leg(call.id, LegRole.CUSTOMER)
             return
-        await center.agent_vanished(call, "leg-gone-while-away", phone_lost=False)
-    elif call.state == "ringing":
+        await talk.agent_vanished(center, call, "leg-gone-while-away", phone_lost=False)
+    elif call.state == CallState.RINGING:
         if call.agent_channel:
             center.legs.pop(call.agent_channel, None)
-            await center.hangup(call.agent_channel)
+            await center.ari.hangup(call.agent_channel)
             call.attempts[-1]["result"] = "interrupted"
         center.acd.router.remove(call.id, now)
-        call.state, call.agent, call.agent_channel = "waiting", None, None
-        await center.enqueue(call, call.queue or center.config.acd.default_queue)
-    elif call.state == "arriving":
-        center.spawn(_enter(center, call), f"session-{call.id}")
+        center.move(call, CallState.WAITING)
+        call.agent, call.agent_channel = None, None
+        await enqueue(center, call, call.queue or center.config.acd.default_queue)
+    elif call.state == CallState.ARRIVING:
+        center.spawn(inbound.enter_queue(center, call), f"session-{call.id}")
         return
     if call.id not in holding:
         await center.hold(call.id)
-    session = center.sessions.get(call.id)
-    if session is None or session.done():
-        center.sessions[call.id] = center.spawn(waiting.resume(center, call), f"session-{call.id}")
-
-
-async def _enter(center: CallCenter, call: Call) -> None:
-    """Queue a call whose session never got that far. Its channel may never have been
-    answered (the controller died before the StasisStart was read): a bridge does not answer
-    it, so without this the caller would talk to an agent over an unanswered line and be
-    declined at the end."""
-    queue = call.queue or center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
-    try:
-        await center.ari.request("POST", f"/channels/{call.id}/answer")
-    except AriError as exc:
-        if exc.status == 404:  # the caller left; their StasisEnd closes the call
-            return
-        raise
-    if await waiting.join(center, call, queue):
-        await waiting.resume(center, call)
+    queueing.keep_waiting(center, call)
 
 
 async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:
     """A caller in our app we have no call for: it came while we were away."""
-    record = await center.store.load_call(channel["id"])
+    record = await center.journal.load_call(channel["id"])
     if record is not None:
-        call = _call_from(record, channel["id"], center)
-        call.state = "arriving"
-        call.agent = call.agent_channel = None
+        restored = _call_from(record, channel["id"], center)
+        call = dataclasses.replace(
+            restored, state=CallState.ARRIVING, agent=None, agent_channel=None
+        )
     else:
         caller = channel.get("caller") or {}
         dnis = str((channel.get("dialplan") or {}).get("app_data", "")).split(",")[-1]
@@ -207,11 +192,11 @@ async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:
             dnis=dnis,
             arrived_at=created_at(channel),
         )
-        await center.store.save_call(call.record(), new=True)
+        await center.journal.save_call(call, new=True)
     center.calls[call.id] = call
     center.media.listen(call.id)
     log(logger, "call.adopted", call=call.id)
-    center.spawn(_enter(center, call), f"session-{call.id}")
+    center.spawn(inbound.enter_queue(center, call), f"session-{call.id}")
 
 
 def _is_our_inbound(center: CallCenter, channel: dict[str, Any]) -> bool:

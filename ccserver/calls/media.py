@@ -19,20 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from typing import Any, Protocol
+from typing import Any
 
 from ccserver.telephony.ari import AriError, AriEvent
-
-
-class Ari(Protocol):
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        body: dict[str, Any] | None = None,
-    ) -> Any: ...
+from ccserver.telephony.rest import AriRest
 
 
 class ChannelGone(Exception):
@@ -40,8 +30,8 @@ class ChannelGone(Exception):
 
 
 class Media:
-    def __init__(self, ari: Ari) -> None:
-        self.ari = ari
+    def __init__(self, rest: AriRest) -> None:
+        self.rest = rest
         self._playbacks: dict[str, tuple[str, asyncio.Future[None]]] = {}
         self._digits: dict[str, asyncio.Queue[str]] = {}
         self._gone: set[str] = set()
@@ -102,11 +92,7 @@ class Media:
         finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._playbacks[playback_id] = (channel_id, finished)
         try:
-            await self.ari.request(
-                "POST",
-                f"/channels/{channel_id}/play/{playback_id}",
-                params={"media": ",".join(media)},
-            )
+            await self.rest.play(channel_id, playback_id, media)
         except AriError as exc:
             self._playbacks.pop(playback_id, None)
             if exc.status == 404:
@@ -122,7 +108,7 @@ class Media:
             if key in done:
                 digit = key.result()
                 with contextlib.suppress(AriError):
-                    await self.ari.request("DELETE", f"/playbacks/{playback_id}")
+                    await self.rest.stop_playback(playback_id)
                 return digit
             finished.result()  # raises ChannelGone when the channel left
             return ""
@@ -163,19 +149,7 @@ class Media:
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._recordings[name] = (channel_id, done)
         try:
-            await self.ari.request(
-                "POST",
-                f"/channels/{channel_id}/record",
-                params={
-                    "name": name,
-                    "format": "wav",
-                    "maxDurationSeconds": max(1, int(max_s)),
-                    "maxSilenceSeconds": 3,
-                    "terminateOn": "#",
-                    "ifExists": "overwrite",
-                    "beep": "true",
-                },
-            )
+            await self.rest.record_channel(channel_id, name, max_s)
         except AriError as exc:
             self._recordings.pop(name, None)
             if exc.status == 404:
@@ -188,7 +162,7 @@ class Media:
         for playback_id, (owner, _) in list(self._playbacks.items()):
             if owner == channel_id:
                 with contextlib.suppress(AriError):
-                    await self.ari.request("DELETE", f"/playbacks/{playback_id}")
+                    await self.rest.stop_playback(playback_id)
 
     def flush(self, channel_id: str) -> None:
         """Forget keys typed so far (before a question whose answer must be fresh)."""

@@ -1,5 +1,6 @@
-"""What the controller itself says — queue announcements, the callback offer, feature-code
-confirmations — in Mandarin (default) and English, as text for `Prompts`.
+"""Every sentence call control says — queue announcements, the callback offer, transfer
+news, feature-code confirmations and refusals — in Mandarin (default) and English, as text
+for `Prompts`. (IVR flows carry their own prompts in the flow files.)
 
 Kept in one table so that a translation or a wording change is one edit, and so that tests
 can check every phrase exists in every language.
@@ -59,12 +60,40 @@ PHRASES: dict[str, dict[str, str]] = {
     "not_logged_in": {"zh": "本话机没有签入的坐席。", "en": "No agent is logged in at this phone."},
     "refused": {"zh": "操作未能完成：{why}。", "en": "That did not work: {why}."},
     "unknown_code": {"zh": "无效的功能码。", "en": "Unknown feature code."},
+    "consult_failed": {
+        "zh": "转接未成功，来电已回到原队列。",
+        "en": "The transfer did not go through. The caller is back in their queue.",
+    },
 }
+
+REFUSALS: dict[str, dict[str, str]] = {
+    "agent-logged-in": {"zh": "已经签入", "en": "already logged in"},
+    "phone-in-use": {"zh": "本话机已有坐席签入", "en": "another agent is at this phone"},
+    "agent-logged-out": {"zh": "尚未签入", "en": "not logged in"},
+    "agent-on-call": {"zh": "通话中", "en": "on a call"},
+    "invalid-state": {"zh": "当前状态不允许", "en": "not possible now"},
+    "rate-limited": {"zh": "尝试次数过多", "en": "too many tries"},
+    "pin-invalid": {"zh": "工号或密码错误", "en": "wrong agent number or PIN"},
+    "reason-unknown": {"zh": "原因无效", "en": "unknown reason"},
+    "license-seats-exhausted": {"zh": "坐席许可已满", "en": "no licensed seat is free"},
+    "license-grace-exhausted": {"zh": "坐席许可已满", "en": "no licensed seat is free"},
+    "license-expired": {"zh": "坐席许可已过期", "en": "the license has expired"},
+    "license-not-yet-valid": {"zh": "坐席许可尚未生效", "en": "the license is not valid yet"},
+}
+"""Why a feature code was refused (an error's slug), short enough to be spoken."""
 
 
 def phrase(key: str, language: str, **values: object) -> str:
     table = PHRASES[key]
     return table.get(language, table["zh"]).format(**values)
+
+
+def refusal(slug: str, language: str) -> str:
+    """The spoken reason for a refusal; an unknown slug is spoken as its words."""
+    table = REFUSALS.get(slug)
+    if table is None:
+        return slug if language == "zh" else slug.replace("-", " ")
+    return table.get(language, table["zh"])
 
 
 def position_text(ahead: int, ewt_s: float, language: str) -> str:

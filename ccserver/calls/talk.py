@@ -1,0 +1,221 @@
+"""A caller and an agent talking: the bridge when the agent answers, the recording, and
+every way a talk or a call ends.
+
+- `agent_answered`: the agent's leg entered Stasis (they picked up); caller and agent meet
+  in the call's own mixing bridge, recorded when the queue says so. A bridge that cannot be
+  made is undone so the caller waits again, in place.
+- `finish`: the call is over (outcome, who hung up); every leg of it is hung up, its
+  bridge destroyed, the agent goes to wrap-up (the router's timer), the record is closed.
+- `caller_gone`: the caller's channel left; the outcome depends on the state it left in.
+- `agent_vanished`: the agent's leg of a talk is gone while the caller is still here.
+- `to_survey`: the agent hung up first on a call a flow runs; the flow goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ccserver.calls.center import CallCenter
+from ccserver.calls.model import (
+    CALLBACK_STATES,
+    HOLDING_BRIDGE,
+    TALKING_STATES,
+    Call,
+    CallState,
+    Outcome,
+    call_bridge_id,
+    recording_name,
+)
+from ccserver.calls.routing import enqueue
+from ccserver.logs import log
+from ccserver.metrics import instruments
+from ccserver.telephony.ari import AriError
+
+logger = logging.getLogger("ccserver.calls")
+CALLER_GONE: dict[CallState, tuple[Outcome, str]] = {
+    CallState.CONNECTED: (Outcome.COMPLETED, "caller"),
+    CallState.CONSULTING: (Outcome.COMPLETED, "caller"),
+    CallState.SURVEY: (Outcome.COMPLETED, "agent"),
+    CallState.IVR: (Outcome.IVR_ABANDONED, "caller"),
+    CallState.TRANSFERRED: (Outcome.TRANSFERRED, "ivr"),
+}
+"""A caller's hang-up in each state: the call's outcome, and who ended it (any other state:
+abandoned, by the caller)."""
+
+
+async def late_answer(center: CallCenter, call: Call, leg: str) -> None:
+    """A leg answered after its call moved on (the caller left, the offer was withdrawn):
+    it is hung up and forgotten."""
+    log(logger, "call.late_answer", logging.WARNING, call=call.id, leg=leg)
+    center.legs.pop(leg, None)
+    await center.ari.hangup(leg)
+
+
+async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
+    """The agent picked up the call they were rung for: caller and agent are bridged."""
+    if call.state != CallState.RINGING or call.agent_channel != leg:
+        await late_answer(center, call, leg)
+        return
+    bridge = call_bridge_id(call.id)
+    try:
+        await center.media.stop(call.id)
+        await center.ari.create_bridge(bridge)
+        await center.ari.remove_from_bridge(HOLDING_BRIDGE, call.id)
+        await center.ari.add_to_bridge(bridge, call.id, leg)
+    except AriError as exc:
+        log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
+        await _unbridge(center, call, bridge)
+        await center.ari.hangup(leg)
+        return  # the agent leg's end requeues the caller; a caller gone ends the call
+    await connected(center, call, bridge)
+
+
+async def _unbridge(center: CallCenter, call: Call, bridge: str) -> None:
+    """Undo a connection that failed half-way, so the caller waits again as before: the
+    call's bridge goes (left behind, it would refuse every later attempt with 409), and the
+    caller is back in the holding bridge with its music. A caller who is gone is not held
+    again: its own end event closes the call."""
+    await center.ari.destroy_bridge(bridge)
+    await center.hold(call.id)
+
+
+async def connected(center: CallCenter, call: Call, bridge: str) -> None:
+    """Caller (or customer) and agent are in `bridge`: the router, the record and the
+    recording."""
+    now = time.time()
+    center.move(call, CallState.CONNECTED)
+    call.connected_at = now
+    call.attempts[-1]["result"] = "answered"
+    center.acd.router.answer(call.id, now)
+    instruments.answered(
+        call.queue or "",
+        wait_s=call.wait_s or 0.0,
+        ring_s=now - call.attempts[-1]["at"],
+        ewt_s=call.ewt_quoted_s,
+        callback=call.callback is not None,
+    )
+    await record_if_asked(center, call, bridge)
+    log(logger, "call.connected", call=call.id, agent=call.agent, wait_s=call.wait_s)
+    center.wake(call)
+    await center.journal.save_call(call)
+    await center.journal.event(
+        call, "connect", agent=call.agent, wait_s=call.wait_s, **(call.decision or {})
+    )
+
+
+async def record_if_asked(center: CallCenter, call: Call, bridge: str) -> None:
+    """Record the call's bridge when its queue asks for it; the file goes in the record."""
+    if call.queue is None or not center.acd.queue_config(call.queue).record:
+        return
+    name = recording_name(call.id)
+    try:
+        await center.ari.record_bridge(bridge, name)
+    except AriError as exc:
+        log(logger, "call.record_failed", logging.WARNING, call=call.id, error=str(exc))
+        return
+    call.recording = str(center.recordings / f"{name}.wav")
+
+
+def talk_ended(center: CallCenter, call: Call, now: float) -> None:
+    """An agent's talk on the call is over (hang-up, transfer): its time and the wrap-up
+    the queue grants go to the metrics. Call before the router's `complete`."""
+    if call.queue:
+        talk_s = None if call.connected_at is None else now - call.connected_at
+        instruments.talk(call.queue, talk_s, center.acd.queue_config(call.queue).wrap_up_s)
+
+
+async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by: str) -> None:
+    """The call is over: every channel of it hung up, its bridge gone, the router told,
+    the record closed, the call forgotten."""
+    previous = call.state
+    now = time.time()
+    center.move(call, CallState.ENDED)
+    call.outcome, call.hangup_by, call.ended_at = outcome, hangup_by, now
+    if call.id in center.acd.router.calls():
+        if previous in TALKING_STATES:
+            talk_ended(center, call, now)
+            center.acd.router.complete(call.id, now)
+        else:
+            center.acd.router.remove(call.id, now)
+    if previous in (CallState.RINGING, CallState.CALLBACK_RINGING) and call.attempts:
+        call.attempts[-1]["result"] = "caller-gone"
+    await center.ari.hangup(call.id)
+    for leg in (
+        call.agent_channel,
+        (call.callback or {}).get("customer_channel"),
+        (call.consult or {}).get("leg"),
+    ):
+        if leg:
+            center.legs.pop(leg, None)
+            await center.ari.hangup(leg)
+    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    log(
+        logger,
+        "call.ended",
+        call=call.id,
+        outcome=outcome.value,
+        hangup_by=hangup_by,
+        agent=call.agent,
+        wait_s=call.wait_s,
+    )
+    kind = "abandon" if outcome == Outcome.ABANDONED else "complete"
+    await center.journal.save_ended(call)
+    await center.journal.event(
+        call, kind, outcome=outcome.value, hangup_by=hangup_by, wait_s=call.wait_s
+    )
+    center.forget(call)
+
+
+async def caller_gone(center: CallCenter, call: Call, cause: int) -> None:
+    """The caller's channel left: the call ends with the outcome of the state it was in."""
+    if call.state == CallState.ENDED or call.state in CALLBACK_STATES:
+        return  # a callback's caller hung up on purpose; the call lives on
+    outcome, hangup_by = CALLER_GONE.get(call.state, (Outcome.ABANDONED, "caller"))
+    if call.state == CallState.IVR and call.queue is not None:  # see LiveChannel.connecting
+        outcome, hangup_by = Outcome.ABANDONED, "caller"
+    elif call.state == CallState.IVR and call.handled_by == "ivr":  # LiveChannel.self_served
+        outcome = Outcome.SELF_SERVICE
+    elif call.state == CallState.IVR and call.hangup_by == "ivr":
+        outcome = Outcome.IVR_ENDED  # the flow ended the call before serving the caller
+    await finish(center, call, outcome, hangup_by=call.hangup_by or hangup_by)
+    log(logger, "call.caller_hangup", call=call.id, cause=cause)
+
+
+async def agent_vanished(
+    center: CallCenter, call: Call, why: str, *, phone_lost: bool = True
+) -> None:
+    """The agent's leg of a talk is gone while the caller is still here: the call goes
+    back to its queue at its original place (arrival kept) and the event is recorded.
+    With `phone_lost` we know the phone died (`why` says how), so the agent is put
+    not-ready(phone-lost) rather than left busy or offered the next call on a dead phone;
+    after a restart we only know the leg is gone (the agent may have hung up while we were
+    away), so they go through wrap-up as after any call. The caller's holding and session
+    are the caller's business (live: back to the music; recovery: resync)."""
+    now = time.time()
+    agent = call.agent
+    talk_ended(center, call, now)
+    center.acd.router.complete(call.id, now, wrap_up_s=0.0 if phone_lost else None)
+    if phone_lost and agent:
+        center.acd.phone_lost(agent, now)
+    center.legs.pop(call.agent_channel or "", None)
+    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    center.move(call, CallState.WAITING)
+    call.agent, call.agent_channel, call.connected_at = None, None, None
+    log(logger, "call.agent_vanished", logging.WARNING, call=call.id, agent=agent, why=why)
+    await center.journal.event(call, "requeue", reason="agent-vanished", agent=agent, why=why)
+    await enqueue(center, call, call.queue or center.config.acd.default_queue)
+
+
+async def to_survey(center: CallCenter, call: Call) -> None:
+    """The agent hung up first on a call a flow runs: the caller leaves the bridge and goes
+    back to the flow (the survey); the talk is over for the router."""
+    talk_ended(center, call, time.time())
+    center.acd.router.complete(call.id, time.time())
+    center.legs.pop(call.agent_channel or "", None)
+    center.move(call, CallState.SURVEY)
+    call.hangup_by = "agent"
+    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    center.wake(call)
+    await center.journal.save_call(call)
+    await center.journal.event(call, "agent_hangup")
