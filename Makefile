@@ -60,6 +60,7 @@ lint: venv
 	$(VENV)/bin/ruff check ccserver acd_core tests scripts
 	$(VENV)/bin/ruff format --check ccserver acd_core tests scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 stop:
 	@$(CCSERVER) stack down
