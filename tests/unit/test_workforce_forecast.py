@@ -144,3 +144,97 @@ def test_other_impossible_requests_raise_input_error(tmp_path: Path) -> None:
         staffing.Targets(aht_s=180, sl=0.8, asa_s=15)
     with pytest.raises(InputError):
         staffing.Targets(aht_s=180, shrinkage=1.0)
+
+
+# --- the model against baselines, prediction intervals, history, adjustments -------------
+@pytest.mark.parametrize("interval", [30, 60])
+def test_on_fpp2_the_model_beats_the_seasonal_naive_baseline(interval: int) -> None:
+    volumes = forecast.load_fpp2_calls(interval)
+    result = forecast.evaluate_holdout(volumes, interval, "week")
+    # The baseline, computed here from the timestamps: the same interval a week earlier
+    # (two weeks for a day the bank was closed a week earlier, as a missing day is filled).
+    held = result.actual.index
+    week_ago = volumes.reindex(held - pd.Timedelta(days=7)).to_numpy()
+    two_weeks = volumes.reindex(held - pd.Timedelta(days=14)).to_numpy()
+    week_ago = np.where(np.isnan(week_ago), two_weeks, week_ago)
+    naive = forecast.mape(result.actual.to_numpy(), week_ago)
+    print(f"fpp2 {interval} min, last week: model {result.mape:.2f} %, naive {naive:.2f} %")
+    assert result.naive_mape == pytest.approx(naive)
+    assert result.mape < naive
+
+
+def eight_weeks(seed: int = 7) -> tuple[pd.Series, np.ndarray]:
+    """Eight weeks, 08:00–20:00 every day, half-hours: a daily hump, busy Mondays, quiet
+    Sundays, Poisson calls around a known mean. Returns the calls and the true means."""
+    rng = np.random.default_rng(seed)
+    weekday = [1.3, 1.1, 1.0, 1.0, 1.05, 0.7, 0.5]
+    starts, means = [], []
+    for day in pd.date_range("2026-10-05", periods=56, freq="D"):
+        for minute in range(8 * 60, 20 * 60, 30):
+            starts.append(day + pd.Timedelta(minutes=minute))
+            means.append(
+                40 * (0.4 + math.sin(math.pi * (minute - 480) / 720)) * weekday[day.day_of_week]
+            )
+    mean = np.array(means)
+    return pd.Series(rng.poisson(mean).astype(float), index=pd.DatetimeIndex(starts)), mean
+
+
+def test_eight_weeks_of_history_give_back_their_shape_and_honest_intervals() -> None:
+    volumes, mean = eight_weeks()
+    result = forecast.evaluate_holdout(volumes, 30, "week")
+    truth = mean[-result.test_intervals :]
+    shape_error = forecast.mape(truth, result.predicted.to_numpy())
+    print(
+        f"8 weeks: MAPE {result.mape:.2f} % vs calls, {shape_error:.2f} % vs the true mean, "
+        f"naive {result.naive_mape:.2f} %, {result.coverage:.0%} inside the 80 % interval"
+    )
+    assert shape_error < 8.0  # the averaged weeks recover the daily and weekly shape
+    assert result.mape < result.naive_mape
+    assert 0.7 <= result.coverage <= 0.9
+    fc = forecast.forecast(volumes, 30, "month")
+    assert len(fc.calls) == 28 * 24 and fc.periods == (24, 168)
+    assert (fc.lower <= fc.calls).all() and (fc.calls <= fc.upper).all()
+
+
+def test_a_15_minute_forecast_is_offered() -> None:
+    volumes = forecast.aggregate(
+        pd.Series(
+            pd.read_csv(pd.io.common.StringIO(synthetic(days=15, step_min=15).to_csv(index=False)))[
+                "calls"
+            ].to_numpy(dtype=float),
+            index=pd.DatetimeIndex(synthetic(days=15, step_min=15)["start"]),
+        ),
+        15,
+    )
+    fc = forecast.forecast(volumes, 15, "day")
+    assert len(fc.calls) == 40 and fc.interval_min == 15
+
+
+def test_history_arrivals_become_intervals_with_the_quiet_ones_as_zero() -> None:
+    zone = pd.Timestamp("2026-12-01", tz="Asia/Shanghai").tzinfo
+    base = pd.Timestamp("2026-12-01 08:00", tz="Asia/Shanghai").timestamp()
+    arrivals = [base + 60, base + 120, base + 1800 * 3 + 5, base + 86400 + 30]
+    series = forecast.from_calls(arrivals, 30, zone)
+    assert series.iloc[:4].tolist() == [2.0, 0.0, 0.0, 1.0]  # 08:00, 08:30, 09:00, 09:30
+    assert series.index[0] == pd.Timestamp("2026-12-01 08:00")
+    assert len(series) == 2 * 4  # both days, 08:00–09:30
+    with pytest.raises(InputError):
+        forecast.from_calls([], 30, zone)
+
+
+def test_a_year_of_history_brings_last_year_s_swing() -> None:
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2025-09-01", periods=400, freq="D")
+    starts, calls = [], []
+    for day in days:
+        season = 1.0 + 0.5 * math.sin(2 * math.pi * day.day_of_year / 365.25)
+        for hour in (9, 14):
+            starts.append(day + pd.Timedelta(hours=hour))
+            calls.append(rng.poisson(100 * season))
+    volumes = pd.Series(np.array(calls, dtype=float), index=pd.DatetimeIndex(starts))
+    fc = forecast.forecast(volumes, 60, "week")
+    assert fc.yearly is not None
+    # October of last year was busier than the September weeks before it: the factor says so.
+    assert fc.yearly > 1.0
+    short = forecast.forecast(volumes.iloc[-2 * 7 * 20 :], 60, "week")
+    assert short.yearly is None
