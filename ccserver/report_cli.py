@@ -31,6 +31,7 @@ from ccserver import config as config_mod
 from ccserver import reports
 from ccserver.errors import CCServerError, InputError
 from ccserver.history import SCHEMA_VERSION, HistoryUnavailable
+from ccserver.workforce import adherence
 
 AGENT_LOOKAHEAD_S = 3600.0
 """Agent states are read this long past the last call's end, to see its wrap-up end."""
@@ -50,6 +51,12 @@ _STATES_BEFORE = (
     "SELECT id, max(at) AS at, agent, state FROM agent_events WHERE at < ? GROUP BY agent"
 )
 _STATES = "SELECT id, at, agent, state FROM agent_events WHERE at >= ? AND at < ? ORDER BY at, id"
+_REASONED_BEFORE = (
+    "SELECT max(at) AS at, agent, state, reason FROM agent_events WHERE at < ? GROUP BY agent"
+)
+_REASONED = (
+    "SELECT at, agent, state, reason FROM agent_events WHERE at >= ? AND at < ? ORDER BY at, id"
+)
 _ARRIVALS = (
     "SELECT caller, arrived_at FROM calls WHERE arrived_at >= ? AND arrived_at <= ? "
     "AND caller IS NOT NULL AND caller <> ''"
@@ -115,6 +122,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--by", choices=reports.GROUP_BY, default="band", help="grouping (band)")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--db", metavar="PATH", help="history store (default: the configured one)")
+    p.add_argument(
+        "--adherence",
+        metavar="ROSTER_CSV",
+        help="instead of the KPIs: each rostered shift in the period beside what its agent did",
+    )
+    p.add_argument(
+        "--grace-s", type=float, default=adherence.GRACE_S, help="late by this much is on time (60)"
+    )
     p.set_defaults(func=cmd_report)
 
 
@@ -128,6 +143,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             slug="report-range-invalid",
         )
     db = Path(args.db) if args.db else config.run_dir / config.controller.history_db
+    if args.adherence:
+        return _adherence(args, db, zone, start, end)
     rows = read(db, start, end, config.reports.fcr_window_h * 3600.0)
     report = reports.build(
         rows,
@@ -156,6 +173,61 @@ def cmd_report(args: argparse.Namespace) -> int:
         for line in _table(report, config.reports):
             print(line)
     return 0
+
+
+def _adherence(args: argparse.Namespace, db: Path, zone: ZoneInfo, start: float, end: float) -> int:
+    """Adherence of the roster's shifts that start in [start, end), per agent and team."""
+    shifts = [
+        s for s in adherence.read_roster(Path(args.adherence), zone) if start <= s.start < end
+    ]
+    if not shifts:
+        raise InputError(f"{args.adherence}: no shift starts in the period", slug="roster-empty")
+    events = read_agent_events(db, min(s.start for s in shifts), max(s.end for s in shifts))
+    agents, teams = adherence.adherence(shifts, events, grace_s=args.grace_s)
+    tables = {"agent": sorted(agents.values(), key=lambda a: a.key)}
+    tables["team"] = sorted(teams.values(), key=lambda a: a.key)
+    if args.format == "json":
+        print(json.dumps({k: [r.as_dict() for r in v] for k, v in tables.items()}, indent=2))
+        return 0
+    columns = list(adherence.Adherence(key="").as_dict())
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["by", *columns])
+        for by, table in tables.items():
+            for row in table:
+                writer.writerow([by, *("" if v is None else v for v in row.as_dict().values())])
+        return 0
+    print(f"adherence of {len(shifts)} shifts from {_local(start, zone)} to {_local(end, zone)}")
+    header = "by     key        shifts  on time  absent  late min  early min  not ready  adherence"
+    print(header)
+    for by, table in tables.items():
+        for r in table:
+            share = "-" if r.adherence is None else f"{r.adherence:.1%}"
+            print(
+                f"{by:<6} {r.key:<10} {r.shifts:>6}  {r.on_time:>7}  {r.absent:>6}  "
+                f"{r.late_min:>8.1f}  {r.early_leave_min:>9.1f}  {r.not_ready_min:>9.1f}  "
+                f"{share:>9}"
+            )
+    return 0
+
+
+def read_agent_events(path: Path, start: float, end: float) -> list[dict[str, Any]]:
+    """Agents' state changes in [start, end) from the history file at `path`, after each
+    agent's last state before `start` (what they were doing when the period began)."""
+    if not path.exists():
+        raise HistoryMissing(f"{path}: no history store there; give --db PATH")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise _unreadable(path, exc) from None
+    try:
+        conn.row_factory = sqlite3.Row
+        before = [dict(r) for r in conn.execute(_REASONED_BEFORE, (start,))]
+        return before + [dict(r) for r in conn.execute(_REASONED, (start, end))]
+    except sqlite3.Error as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        conn.close()
 
 
 def _instant(text: str, zone: ZoneInfo, flag: str) -> float:
