@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router fuzz \
+.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router bench-forecast fuzz \
 	lint stop status clean
 
 setup: system asterisk venv
@@ -37,6 +37,12 @@ test-integration: setup
 # (with `meta`: commit, date, CPU) and regenerates the table of docs/routing.md from it.
 bench-router: venv
 	$(PY) tests/bench/bench_router.py --json docs/bench/router.json
+	$(PY) scripts/bench_docs.py
+
+# The forecast's holdout on fpp2 `calls`, model vs seasonal naive (seconds): writes
+# docs/bench/forecast.json and regenerates the table of docs/workforce.md from it.
+bench-forecast: venv
+	$(PY) tests/bench/bench_forecast.py --json docs/bench/forecast.json
 	$(PY) scripts/bench_docs.py
 
 # ccserver vs Asterisk's app_queue under the same SIPp load, plus the capacity search

@@ -4,11 +4,12 @@
     .venv/bin/python scripts/bench_docs.py --check   # exit 1 and print a diff if stale
 
 Figures come from files, not from memory: `make bench` writes docs/bench/vs_app_queue.json,
-`make bench-router` writes docs/bench/router.json (each with a `meta` object: commit, date,
-CPU, cores, Python; tests/bench/meta.py), and this script replaces the text between
-`<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` in docs/benchmarks.md and
-docs/routing.md. Nothing outside the markers is touched. tests/unit/test_bench_docs.py runs
-the check.
+`make bench-router` writes docs/bench/router.json, `make bench-forecast` writes
+docs/bench/forecast.json (each with a `meta` object: commit, date, CPU, cores, Python;
+tests/bench/meta.py), and this script replaces the text between
+`<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` in docs/benchmarks.md,
+docs/routing.md and docs/workforce.md. Nothing outside the markers is touched.
+tests/unit/test_bench_docs.py runs the check.
 
 A missing or unreadable JSON file is an error (exit 2), with one exception:
 docs/bench/capacity_goal.json, written by `make bench`'s slow test
@@ -414,6 +415,23 @@ def render_router(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- docs/workforce.md -------------------------------------------------------------------
+
+
+def render_forecast(data: dict[str, Any]) -> str:
+    lines = [
+        "| interval | held out | model MAPE | seasonal naive MAPE | inside the 80 % interval |",
+        "|---:|---|---:|---:|---:|",
+    ]
+    for r in data["results"]:
+        lines.append(
+            f"| {r['interval_min']} min | last {r['horizon']} ({r['test_intervals']} intervals) "
+            f"| {r['mape_pct']:.2f} % | {r['naive_mape_pct']:.2f} % | {r['coverage_80']:.0%} |"
+        )
+    lines += ["", meta_line(data, f"Holdout on {data['series']}")]
+    return "\n".join(lines)
+
+
 SECTIONS = (
     Section("docs/benchmarks.md", "vs-app-queue-fixed", "vs_app_queue.json", render_fixed),
     Section("docs/benchmarks.md", "vs-app-queue-capacity", "vs_app_queue.json", render_capacity),
@@ -426,6 +444,7 @@ SECTIONS = (
         optional=True,
     ),
     Section("docs/routing.md", "router-table", "router.json", render_router),
+    Section("docs/workforce.md", "forecast-holdout", "forecast.json", render_forecast),
 )
 
 
