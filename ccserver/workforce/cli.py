@@ -1,4 +1,4 @@
-"""The `erlang`, `forecast` and `staff` commands.
+"""The `erlang`, `forecast`, `staff`, `roster` and `simulate` commands.
 
     ccserver erlang b --traffic 10 --lines 18            blocking of 18 lines
     ccserver erlang b --traffic 10 --blocking 0.01       lines for 1 % blocking
@@ -10,6 +10,7 @@
         [--adjust calendar.yaml]
     ccserver staff --csv volumes.csv --sl 0.8 --target 20 --aht 180 --shrinkage 0.3 ...
     ccserver staff --example 95598
+    ccserver roster --input roster.yaml --requirement required.csv --out roster/ [--time-limit 60]
     ccserver simulate --example 95598 --agents 71 112 [--rona 0.03 --patience 120]
     ccserver simulate --calls-per-hour 200 --hours 8 --agents 12 14 16
 
@@ -377,7 +378,31 @@ def cmd_staff(args: argparse.Namespace) -> int:
         for i in plan.intervals
     ]
     data = {"illustrative": illustrative} | plan.to_dict() | extra
+    if args.requirement_out:
+        footer.append(_write_requirement(args, plan.intervals))
     return _emit(args, data, lines + footer)
+
+
+def _write_requirement(args: argparse.Namespace, intervals: Sequence[Any]) -> str:
+    """Append `start,skill,required` rows (the scheduled agents) for `ccserver roster`;
+    the header is written when the file is new, so one file gathers every queue's run."""
+    import csv
+
+    skill = args.skill or args.queue
+    if not skill:
+        raise InputError("--requirement-out needs --skill (or --queue, whose name is used)")
+    path = Path(args.requirement_out)
+    new = not path.exists() or path.stat().st_size == 0
+    try:
+        with path.open("a", newline="") as handle:
+            out = csv.writer(handle)
+            if new:
+                out.writerow(["start", "skill", "required"])
+            for i in intervals:
+                out.writerow([i.start.isoformat(), skill, i.scheduled])
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write ({exc.strerror})") from None
+    return f"requirement: {len(intervals)} intervals of {skill} added to {path}"
 
 
 # --- simulate -----------------------------------------------------------------------------
@@ -465,8 +490,61 @@ def _add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(func=cmd_simulate)
 
 
+def cmd_roster(args: argparse.Namespace) -> int:
+    from ccserver.workforce import roster, roster_io
+
+    spec = roster_io.load_input(Path(args.input))
+    required = roster_io.load_requirement(Path(args.requirement), spec)
+    if args.time_limit <= 0:
+        raise InputError(f"--time-limit must be > 0 seconds, got {args.time_limit}")
+    result = roster.solve(spec, required, time_limit_s=args.time_limit, workers=args.workers)
+    data: dict[str, Any] = {
+        "status": result.status,
+        "agents": len(spec.agents),
+        "days": spec.days,
+        "shifts": len(result.shifts),
+        "required_agent_intervals": sum(required.values()),
+        "under": result.under,
+        "over": result.over,
+        "preference_violations": result.preference_violations,
+        "solve_s": round(result.solve_s, 1),
+        "binding": list(result.binding),
+    }
+    lines = [
+        f"roster of {len(spec.agents)} agents over {spec.days} days: {result.status} "
+        f"in {result.solve_s:.1f} s"
+    ]
+    if result.status == "infeasible":
+        lines.append("the rules cannot all hold; these bind together:")
+        lines += [f"  {rule}" for rule in result.binding]
+        _emit(args, data, lines)
+        return 1
+    if result.status == "unknown":
+        lines.append("no roster found in the time limit: give more --time-limit")
+        _emit(args, data, lines)
+        return 1
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    roster_io.write_csv(result, spec, out / "roster.csv")
+    calendars = roster_io.write_calendars(result, spec, out / "calendars")
+    roster_io.plot_coverage(result, spec, required, out / "coverage.png")
+    data["files"] = {
+        "roster": str(out / "roster.csv"),
+        "calendars": [str(p) for p in calendars],
+        "coverage": str(out / "coverage.png"),
+    }
+    lines += [
+        f"{len(result.shifts)} shifts; {result.under} agent-intervals short of "
+        f"{sum(required.values())} required, {result.over} over; "
+        f"{result.preference_violations} preferences not met",
+        f"wrote {out / 'roster.csv'}, {len(calendars)} calendars in {out / 'calendars'}, "
+        f"{out / 'coverage.png'}",
+    ]
+    return _emit(args, data, lines)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `erlang`, `forecast`, `staff` and `simulate` to the `ccserver` command line."""
+    """Add `erlang`, `forecast`, `staff`, `roster` and `simulate` to the command line."""
     _add_simulate(sub)
     _add_erlang(sub)
 
@@ -482,4 +560,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_targets(st)
     st.add_argument("--ivr-channels", type=int, default=0, help="IVR channels (seats) (0)")
     st.add_argument("--seats-today", type=int, help="seats licensed today, to compare")
+    st.add_argument(
+        "--requirement-out",
+        metavar="CSV",
+        help="append start,skill,required (the scheduled agents) for `ccserver roster`",
+    )
+    st.add_argument("--skill", help="the skill of those rows (default: --queue)")
     st.set_defaults(func=cmd_staff)
+
+    ro = _with_format(sub.add_parser("roster", help="a roster of named agents within labour rules"))
+    ro.add_argument("--input", required=True, metavar="YAML", help="agents, shifts, rules")
+    ro.add_argument(
+        "--requirement", required=True, metavar="CSV", help="start,skill,required per interval"
+    )
+    ro.add_argument("--out", required=True, metavar="DIR", help="where to write the roster")
+    ro.add_argument("--time-limit", type=float, default=60.0, help="seconds for the solver (60)")
+    ro.add_argument("--workers", type=int, default=2, help="solver threads (2)")
+    ro.set_defaults(func=cmd_roster)

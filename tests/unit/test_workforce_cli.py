@@ -221,3 +221,21 @@ def test_forecast_adjustments_move_the_named_intervals_and_say_by_how_much(
     )
     with pytest.raises(InputError, match="end must be after start"):
         run([*argv, "--adjust", str(bad)])
+
+
+def test_staff_writes_the_roster_s_requirement_per_skill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "history.sqlite"
+    _history_of_three_weeks(db)
+    out = tmp_path / "required.csv"
+    base = ["staff", "--from-history", "--db", str(db), "--weeks", "3", "--interval", "60"]
+    base += ["--horizon", "week", "--aht", "180", "--requirement-out", str(out)]
+    for queue in ("repair", "general"):
+        assert run([*base, "--queue", queue]) == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "start,skill,required" and lines.count(lines[0]) == 1
+    skills = {line.split(",")[1] for line in lines[1:]}
+    assert skills == {"repair", "general"} and len(lines) == 1 + 2 * 7 * 8
+    assert "requirement: 56 intervals of general" in capsys.readouterr().out
