@@ -214,6 +214,7 @@ def _add_source(p: argparse.ArgumentParser, example: bool = False) -> None:
         )
     p.add_argument("--interval", type=int, choices=[15, 30, 60], default=30, help="minutes (30)")
     p.add_argument("--horizon", choices=["day", "week", "month"], default="day", help="(day)")
+    p.add_argument("--adjust", metavar="YAML", help="a calendar of events to apply")
     history = p.add_argument_group("with --from-history")
     history.add_argument("--config", metavar="FILE", help="TOML file (default: ./ccserver.toml)")
     history.add_argument("--db", metavar="PATH", help="history store (default: the configured one)")
@@ -329,7 +330,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
 
 
 def cmd_staff(args: argparse.Namespace) -> int:
-    from ccserver.workforce import forecast, staffing
+    from ccserver.workforce import adjust, forecast, staffing
 
     # The example's volumes are invented; only a run on a center's own data is not.
     illustrative = args.example == "95598"
@@ -354,10 +355,17 @@ def cmd_staff(args: argparse.Namespace) -> int:
             shrinkage=args.shrinkage,
         )
         fc = forecast.forecast(_load(args), args.interval, args.horizon)
+        if args.adjust:
+            calendar = adjust.load_calendar(Path(args.adjust))
+            fc, effects = adjust.apply(fc, calendar, args.queue)
+            footer_events = [f"adjusted: {e.event.name}: {e.intervals} intervals" for e in effects]
+        else:
+            footer_events = []
         plan = staffing.staff_intervals(fc.calls, args.interval, targets, args.ivr_channels)
         footer = [
+            *footer_events,
             f"peak: {plan.peak_agents} agents at {plan.peak.start:%Y-%m-%d %H:%M} "
-            f"+ {plan.ivr_channels} IVR channels = {plan.license_seats} license seats"
+            f"+ {plan.ivr_channels} IVR channels = {plan.license_seats} license seats",
         ]
         extra = {}
         if args.seats_today is not None:
@@ -552,7 +560,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _add_source(fc)
     fc.add_argument("--holdout-png", metavar="PATH", help="plot the holdout check here")
     fc.add_argument("--evaluate", action="store_true", help="print the holdout MAPE")
-    fc.add_argument("--adjust", metavar="YAML", help="a calendar of events to apply")
     fc.set_defaults(func=cmd_forecast)
 
     st = _with_format(sub.add_parser("staff", help="agents per interval and license seats"))

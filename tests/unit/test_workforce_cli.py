@@ -239,3 +239,21 @@ def test_staff_writes_the_roster_s_requirement_per_skill(
     skills = {line.split(",")[1] for line in lines[1:]}
     assert skills == {"repair", "general"} and len(lines) == 1 + 2 * 7 * 8
     assert "requirement: 56 intervals of general" in capsys.readouterr().out
+
+
+def test_staff_applies_the_events_calendar_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "history.sqlite"
+    _history_of_three_weeks(db)
+    today = dt.datetime.now(config_mod.Config().ivr.zone()).date()
+    calendar = tmp_path / "events.yaml"
+    calendar.write_text(
+        f"events:\n  - {{name: storm, start: {today}T09:00, end: {today}T17:00, multiply: 10}}\n"
+    )
+    base = ["staff", "--from-history", "--db", str(db), "--weeks", "3", "--interval", "60"]
+    base += ["--queue", "repair", "--aht", "180"]
+    plain = run_json(base, capsys)
+    stormy = run_json([*base, "--adjust", str(calendar)], capsys)
+    assert stormy["peak_agents"] > plain["peak_agents"]  # type: ignore[operator]
