@@ -15,6 +15,7 @@ defines them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -22,7 +23,7 @@ import sqlite3
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -214,20 +215,9 @@ def _adherence(args: argparse.Namespace, db: Path, zone: ZoneInfo, start: float,
 def read_agent_events(path: Path, start: float, end: float) -> list[dict[str, Any]]:
     """Agents' state changes in [start, end) from the history file at `path`, after each
     agent's last state before `start` (what they were doing when the period began)."""
-    if not path.exists():
-        raise HistoryMissing(f"{path}: no history store there; give --db PATH")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise _unreadable(path, exc) from None
-    try:
-        conn.row_factory = sqlite3.Row
+    with _history(path) as conn:
         before = [dict(r) for r in conn.execute(_REASONED_BEFORE, (start,))]
         return before + [dict(r) for r in conn.execute(_REASONED, (start, end))]
-    except sqlite3.Error as exc:
-        raise _unreadable(path, exc) from None
-    finally:
-        conn.close()
 
 
 def _instant(text: str, zone: ZoneInfo, flag: str) -> float:
@@ -247,8 +237,10 @@ def _local(at: float, zone: ZoneInfo) -> str:
     return f"{dt.datetime.fromtimestamp(at, zone):%Y-%m-%d %H:%M}"
 
 
-def read(path: Path, start: float, end: float, fcr_window_s: float) -> reports.Rows:
-    """The rows a report of [start, end) needs, from the history file at `path`."""
+@contextlib.contextmanager
+def _history(path: Path) -> Iterator[sqlite3.Connection]:
+    """The history file at `path`, read-only, once its schema is known to be readable;
+    every SQLite error inside is a HistoryUnavailable naming the file."""
     if not path.exists():
         raise HistoryMissing(
             f"{path}: no history store there; give --db PATH, or check stack.run_dir and "
@@ -266,6 +258,16 @@ def read(path: Path, start: float, end: float, fcr_window_s: float) -> reports.R
                 f"{path}: history schema version {version}, this ccserver reads "
                 f"{SCHEMA_VERSION}; use the ccserver that wrote it"
             )
+        yield conn
+    except sqlite3.Error as exc:
+        raise _unreadable(path, exc) from None
+    finally:
+        conn.close()
+
+
+def read(path: Path, start: float, end: float, fcr_window_s: float) -> reports.Rows:
+    """The rows a report of [start, end) needs, from the history file at `path`."""
+    with _history(path) as conn:
         calls = [_call(r) for r in conn.execute(_CALLS, (start, end))]
         events = [
             {**dict(r), "fields": json.loads(r["fields"])}
@@ -276,10 +278,6 @@ def read(path: Path, start: float, end: float, fcr_window_s: float) -> reports.R
         states = [dict(r) for r in conn.execute(_STATES_BEFORE, (start,))]
         states += [dict(r) for r in conn.execute(_STATES, (start, horizon + AGENT_LOOKAHEAD_S))]
         arrivals = [dict(r) for r in conn.execute(_ARRIVALS, (start, horizon + fcr_window_s))]
-    except sqlite3.Error as exc:
-        raise _unreadable(path, exc) from None
-    finally:
-        conn.close()
     return reports.Rows(calls=calls, events=events, agent_events=states, arrivals=arrivals)
 
 

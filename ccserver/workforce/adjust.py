@@ -21,14 +21,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ccserver.errors import InputError
 from ccserver.workforce.forecast import Forecast
+from ccserver.workforce.inputs import load_yaml
 
 KINDS = ("outage", "tariff", "campaign", "holiday", "other")
 
@@ -64,18 +62,7 @@ class _Calendar(BaseModel):
 
 
 def load_calendar(path: Path) -> list[Event]:
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read it as YAML ({exc})") from None
-    try:
-        return _Calendar.model_validate(raw or {}).events
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{path}: {where}: {first['msg']}") from None
+    return load_yaml(path, _Calendar).events
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccserver.errors import InputError
+from ccserver.workforce.inputs import load_yaml
 from ccserver.workforce.roster import (
     DAY_MIN,
     AgentSpec,
@@ -117,18 +116,7 @@ class _Input(_Strict):
 
 def load_input(path: Path) -> RosterInput:
     """The roster's input file; every problem is an InputError naming the field."""
-    try:
-        raw: Any = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{path}: cannot read it as YAML ({exc})") from None
-    try:
-        data = _Input.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{path}: {where}: {first['msg']}") from None
+    data = load_yaml(path, _Input)
     names = {t.name for t in data.templates}
     for agent in data.agents:
         unknown = set(agent.prefers) - names
