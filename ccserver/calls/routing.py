@@ -148,6 +148,19 @@ async def rona(center: CallCenter, call: Call, result: str) -> None:
     await center.journal.event(call, "rona", agent=agent, result=result)
 
 
+async def withdraw(center: CallCenter, call: Call) -> None:
+    """The offer ends without fault of the agent (they answered, the bridge failed): the
+    agent is ready again with their idle time kept, the call back in its place."""
+    agent = call.agent
+    center.acd.router.remove(call.id, time.time())
+    center.move(call, CallState.WAITING)
+    call.agent = call.agent_channel = None
+    log(logger, "call.offer_withdrawn", logging.WARNING, call=call.id, agent=agent)
+    center.wake(call)
+    await center.journal.event(call, "requeue", reason="bridge-failed", agent=agent)
+    await enqueue(center, call, call.queue or center.config.acd.default_queue)
+
+
 async def tick_forever(center: CallCenter) -> None:
     """Router timers (relaxation, wrap-up ends, RONA memory) and RONA cool-downs."""
     while True:

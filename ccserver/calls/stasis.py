@@ -18,11 +18,14 @@ from ccserver.calls.model import VANISHED_CAUSES, Call, CallState, LegRole, Outc
 
 
 async def agent_leg_gone(center: CallCenter, call: Call, leg: str, cause: int) -> None:
-    """An agent's leg ended: a RONA while it rang; in a talk, a vanished phone (the caller
-    waits again), the survey (a flow runs the call) or the end of the call."""
+    """An agent's leg ended: a RONA while it rang (a withdrawn offer when it had answered
+    but could not be bridged); in a talk, a vanished phone (the caller waits again), the
+    survey (a flow runs the call) or the end of the call."""
     if call.agent_channel != leg:
         return
-    if call.state == CallState.RINGING:
+    if call.state == CallState.RINGING and call.attempts[-1]["result"] == talk.BRIDGE_FAILED:
+        await routing.withdraw(center, call)
+    elif call.state == CallState.RINGING:
         await routing.rona(center, call, cause_result(cause))
     elif call.state != CallState.CONNECTED:
         return

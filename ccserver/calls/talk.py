@@ -33,6 +33,9 @@ from ccserver.metrics import instruments
 from ccserver.telephony.ari import AriError
 
 logger = logging.getLogger("ccserver.calls")
+BRIDGE_FAILED = "bridge-failed"
+"""The result of an attempt whose agent answered but could not be bridged to the caller (a
+leg gone meanwhile, an overloaded Asterisk): not the agent's fault, so not a RONA."""
 CALLER_GONE: dict[CallState, tuple[Outcome, str]] = {
     CallState.CONNECTED: (Outcome.COMPLETED, "caller"),
     CallState.CONSULTING: (Outcome.COMPLETED, "caller"),
@@ -65,9 +68,10 @@ async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
         await center.ari.add_to_bridge(bridge, call.id, leg)
     except AriError as exc:
         log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
+        call.attempts[-1]["result"] = BRIDGE_FAILED
         await _unbridge(center, call, bridge)
         await center.ari.hangup(leg)
-        return  # the agent leg's end requeues the caller; a caller gone ends the call
+        return  # the agent leg's end withdraws the offer; a caller gone ends the call
     await connected(center, call, bridge)
 
 

@@ -363,9 +363,7 @@ class _Model:
                     rule, agent, self.model.add(_total(works[first : first + size]) <= most)
                 )
 
-    def _weekly(
-        self, a: int, agent: AgentSpec, by_variant: list[list[Expr]]
-    ) -> None:
+    def _weekly(self, a: int, agent: AgentSpec, by_variant: list[list[Expr]]) -> None:
         spec, rules = self.spec, self.spec.rules
         for week in spec.weeks():
             minutes = sum(
