@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router bench-forecast fuzz \
+.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router bench-forecast bench-roster fuzz \
 	lint stop status clean
 
 setup: system asterisk venv
@@ -43,6 +43,12 @@ bench-router: venv
 # docs/bench/forecast.json and regenerates the table of docs/workforce.md from it.
 bench-forecast: venv
 	$(PY) tests/bench/bench_forecast.py --json docs/bench/forecast.json
+	$(PY) scripts/bench_docs.py
+
+# Roster solve time and quality for 60 and 200 agents over four weeks (about 4 minutes):
+# writes docs/bench/roster.json and regenerates the table of docs/workforce.md from it.
+bench-roster: venv
+	$(PY) tests/bench/bench_roster.py --json docs/bench/roster.json
 	$(PY) scripts/bench_docs.py
 
 # ccserver vs Asterisk's app_queue under the same SIPp load, plus the capacity search

@@ -4,10 +4,10 @@
     .venv/bin/python scripts/bench_docs.py --check   # exit 1 and print a diff if stale
 
 Figures come from files, not from memory: `make bench` writes docs/bench/vs_app_queue.json,
-`make bench-router` writes docs/bench/router.json, `make bench-forecast` writes
-docs/bench/forecast.json (each with a `meta` object: commit, date, CPU, cores, Python;
-tests/bench/meta.py), and this script replaces the text between
-`<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` in docs/benchmarks.md,
+`make bench-router` writes docs/bench/router.json, `make bench-forecast` and
+`make bench-roster` write docs/bench/forecast.json and roster.json (each with a `meta`
+object: commit, date, CPU, cores, Python; tests/bench/meta.py), and this script replaces
+the text between `<!-- bench:NAME begin -->` and `<!-- bench:NAME end -->` in docs/benchmarks.md,
 docs/routing.md and docs/workforce.md. Nothing outside the markers is touched.
 tests/unit/test_bench_docs.py runs the check.
 
@@ -432,6 +432,22 @@ def render_forecast(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_roster(data: dict[str, Any]) -> str:
+    lines = [
+        "| agents × days | time limit | wall time | status | shifts | short of the requirement "
+        "| over | preferences not met |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in data["results"]:
+        lines.append(
+            f"| {r['agents']} × {r['days']} | {r['time_limit_s']:g} s | {r['wall_s']:.1f} s "
+            f"| {r['status']} | {r['shifts']} | {r['under']} of {r['required']} "
+            f"({r['under_pct']:.2f} %) | {r['over']} | {r['preference_violations']} |"
+        )
+    lines += ["", meta_line(data, "Roster (tests/bench/bench_roster.py)")]
+    return "\n".join(lines)
+
+
 SECTIONS = (
     Section("docs/benchmarks.md", "vs-app-queue-fixed", "vs_app_queue.json", render_fixed),
     Section("docs/benchmarks.md", "vs-app-queue-capacity", "vs_app_queue.json", render_capacity),
@@ -445,6 +461,7 @@ SECTIONS = (
     ),
     Section("docs/routing.md", "router-table", "router.json", render_router),
     Section("docs/workforce.md", "forecast-holdout", "forecast.json", render_forecast),
+    Section("docs/workforce.md", "roster-bench", "roster.json", render_roster),
 )
 
 

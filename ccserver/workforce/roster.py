@@ -435,16 +435,16 @@ def solve(
     spec: RosterInput, required: Requirement, *, time_limit_s: float = 60.0, workers: int = 2
 ) -> Roster:
     """The best roster found within about `time_limit_s`, in steps: a plan of how many
-    agents of each skill set work each shift (a fifth of the time); named agents put on it
-    within every rule (two fifths); that roster weighed interval by interval; then the
-    whole model, started from it, looks for a better one in the time left (kept only when
-    it is better). "optimal" when the last solve proves it."""
+    agents of each skill set work each shift (a tenth of the time: it is small); named
+    agents put on it within every rule (seven tenths: the hard part); that roster weighed
+    interval by interval; then the whole model, started from it, looks for a better one in
+    the time left (kept only when it is better). "optimal" when the last solve proves it."""
     if not spec.agents:
         raise InputError("no agents to roster")
     started = time.monotonic()
-    plan = _Plan(spec, required).solve(time_limit_s * 0.2, workers)
+    plan = _Plan(spec, required).solve(time_limit_s * 0.1, workers)
     follow = _Model(spec, required, plan=plan)
-    solver = _solver(time_limit_s * 0.4, workers)
+    solver = _solver(time_limit_s * 0.7, workers)
     status = solver.solve(follow.model)
     if status == cp_model.INFEASIBLE:
         binding = _binding(spec, required, time_limit_s)
@@ -455,7 +455,7 @@ def solve(
     fixed = _Model(spec, required)
     for key, var in fixed.x.items():
         fixed.model.add(var == (key in chosen))
-    solver = _solver(max(1.0, time_limit_s * 0.1), workers)
+    solver = _solver(max(1.0, time_limit_s * 0.05), workers)
     best = _roster(spec, fixed, solver, solver.solve(fixed.model), started, proven=False)
     remaining = time_limit_s - (time.monotonic() - started)
     if remaining < 1.0:
