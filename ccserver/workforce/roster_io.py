@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccserver.errors import InputError
 from ccserver.workforce.inputs import load_yaml
-from ccserver.workforce.roster import (
+from ccserver.workforce.roster_spec import (
     DAY_MIN,
     AgentSpec,
     Requirement,

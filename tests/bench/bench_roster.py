@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from ccserver.workforce import roster
-from ccserver.workforce.roster import AgentSpec, RosterInput, Rules, Template
+from ccserver.workforce import roster, roster_spec
+from ccserver.workforce.roster_spec import AgentSpec, RosterInput, Rules, Template
 from tests.bench.meta import bench_meta
 
 TEMPLATES = (
@@ -53,7 +53,7 @@ def problem(agents: int) -> tuple[RosterInput, dict[tuple[int, str], int]]:
         )
     rules = Rules(max_hours_week=40)
     spec = RosterInput(dt.date(2027, 1, 4), 28, 30, TEMPLATES, rules, tuple(specs))
-    variants = roster.variants(spec.templates, spec.interval_min)
+    variants = roster_spec.variants(spec.templates, spec.interval_min)
     night = next(i for i, v in enumerate(variants) if v.night)
     per_day = 24 * 60 // spec.interval_min
     need: dict[tuple[int, str], int] = defaultdict(int)

@@ -17,7 +17,12 @@ from ccserver.calls.model import TRANSITIONS
 
 ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-LAZY_COMMAND_MODULES = {"ccserver/cli.py", "ccserver/loadtest/cli.py", "ccserver/workforce/cli.py"}
+LAZY_COMMAND_MODULES = {
+    "ccserver/cli.py",
+    "ccserver/loadtest/cli.py",
+    "ccserver/workforce/cli.py",
+    "ccserver/workforce/plan_cli.py",
+}
 """Command-line modules whose commands import their implementation when run, so that
 `ccserver --help` and every other command do not pay for it (measured on the 2-core box:
 the load harness takes 1.6 s to import, the controller 0.9 s, the forecast 0.6 s)."""

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from ccserver.workforce import roster, roster_io
+from ccserver.workforce import roster, roster_io, roster_spec
 from ccserver.workforce.cli import register
-from ccserver.workforce.roster import AgentSpec, Requirement, RosterInput, Rules, Template
+from ccserver.workforce.roster_spec import AgentSpec, Requirement, RosterInput, Rules, Template
 
 START = dt.date(2027, 1, 4)  # a Monday
 TEMPLATES = (
@@ -47,7 +47,7 @@ def hand_built(spec: RosterInput) -> Requirement:
     """What a roster built by hand covers — five days on, two off (staggered by agent), the
     same shift all along, a multi-skilled agent counted for `general` — so the requirement
     can be met exactly within every rule."""
-    variants = roster.variants(spec.templates, spec.interval_min)
+    variants = roster_spec.variants(spec.templates, spec.interval_min)
     per_day = 24 * 60 // spec.interval_min
     need: dict[tuple[int, str], int] = defaultdict(int)
     for i, agent in enumerate(spec.agents):
@@ -61,11 +61,11 @@ def hand_built(spec: RosterInput) -> Requirement:
     return dict(need)
 
 
-def check_rules(result: roster.Roster, spec: RosterInput) -> list[str]:
+def check_rules(result: roster_spec.Roster, spec: RosterInput) -> list[str]:
     """Every rule of the input, checked on the shifts as datetimes."""
     problems = []
     rules = spec.rules
-    by_agent: dict[str, list[roster.Shift]] = defaultdict(list)
+    by_agent: dict[str, list[roster_spec.Shift]] = defaultdict(list)
     for shift in result.shifts:
         by_agent[shift.agent].append(shift)
     agents = {a.id: a for a in spec.agents}
