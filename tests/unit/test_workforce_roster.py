@@ -124,8 +124,10 @@ def test_sixty_agents_over_four_weeks_keep_every_rule_and_cover_the_requirement(
     )
     assert result.status in ("optimal", "feasible")
     assert check_rules(result, spec) == []
-    # The requirement can be met exactly; the solver may stop a little short of that.
-    assert result.under <= 0.02 * needed
+    # The requirement can be met exactly; the solver, stopped by its time limit, may end a
+    # little short of that (0 to 64 of 19 200 on the 2-core box; 5 % leaves room for a
+    # slower machine without letting a broken model through).
+    assert result.under <= 0.05 * needed
     covered = sum(result.covered.values())
     assert covered == needed - result.under + result.over
 
