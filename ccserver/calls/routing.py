@@ -151,14 +151,17 @@ async def rona(center: CallCenter, call: Call, result: str) -> None:
 async def withdraw(center: CallCenter, call: Call) -> None:
     """The offer ends without fault of the agent (they answered, the bridge failed): the
     agent is ready again with their idle time kept, the call back in its place."""
-    agent = call.agent
-    center.acd.router.remove(call.id, time.time())
+    agent, now = call.agent, time.time()
+    queue = call.queue or center.config.acd.default_queue
+    center.acd.router.remove(call.id, now)
+    # Back in the router at its arrival, without a new `enter`: the call was offered once.
+    center.acd.enqueue(call.id, queue, now, priority=call.priority, arrival=call.arrived_at)
     center.move(call, CallState.WAITING)
     call.agent = call.agent_channel = None
     log(logger, "call.offer_withdrawn", logging.WARNING, call=call.id, agent=agent)
     center.wake(call)
+    await center.journal.save_call(call)
     await center.journal.event(call, "requeue", reason="bridge-failed", agent=agent)
-    await enqueue(center, call, call.queue or center.config.acd.default_queue)
 
 
 async def tick_forever(center: CallCenter) -> None:
