@@ -134,8 +134,9 @@ class Controller:
                 task.add_done_callback(self._device_tasks.discard)
 
     async def _device_state(self, phone: str, state: str) -> None:
-        async with self.center.transaction():
-            self.center.acd.device_state(phone, state, time.time())
+        async with self.center.transaction() as unit:
+            if self.center.acd.device_state(phone, state, time.time()) is None:
+                unit.routing_unchanged()  # no agent's state moved
 
     # --- what the metrics read (`collector.CenterView`) -----------------------------------
     def queue_views(self, now: float) -> list[dict[str, Any]]:

@@ -55,6 +55,19 @@ _IN_TRANSACTION: contextvars.ContextVar[CallCenter | None] = contextvars.Context
 )
 
 
+class Unit:
+    """An open transaction, as its body sees it."""
+
+    def __init__(self) -> None:
+        self.commits = True
+
+    def routing_unchanged(self) -> None:
+        """Nothing the router or the ACD snapshot holds has changed (a call entering or
+        leaving the IVR, a phone whose agent keeps their state): skip the dispatch and the
+        write-through on the way out."""
+        self.commits = False
+
+
 class CallStateError(CCServerError):
     """A call-state move the transition table does not allow, or one made outside a
     transaction: a bug. Raised when the center is strict (tests), else logged and counted."""
@@ -135,7 +148,7 @@ class CallCenter:
 
     # --- the unit of work ----------------------------------------------------------------
     @contextlib.asynccontextmanager
-    async def transaction(self, *, persist: Persist = "soon") -> AsyncIterator[None]:
+    async def transaction(self, *, persist: Persist = "soon") -> AsyncIterator[Unit]:
         """Hold the center while changing calls or agents; when the body is done, ring
         agents for whatever the change made possible, then write the ACD state through to
         Redis. A body that raises commits nothing more: a refused request changed nothing,
@@ -146,14 +159,17 @@ class CallCenter:
         too, and a controller killed inside the window reconciles with them on restart.
         `persist="now"` is right when nothing in Asterisk would tell a successor: an
         agent's own action (login, ready…), a callback parked or retried, a transfer or
-        overflow, a recovery. Transactions do not nest."""
+        overflow, a recovery. A body that changed nothing the router sees says so
+        (`Unit.routing_unchanged`). Transactions do not nest."""
         if _IN_TRANSACTION.get() is self:
             raise RuntimeError("a transaction of the call center is already open here")
         async with self._lock:
             token = _IN_TRANSACTION.set(self)
+            unit = Unit()
             try:
-                yield
-                await self._commit(persist)
+                yield unit
+                if unit.commits:
+                    await self._commit(persist)
             finally:
                 _IN_TRANSACTION.reset(token)
 

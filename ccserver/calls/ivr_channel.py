@@ -130,7 +130,8 @@ class LiveChannel:
 
     async def transfer(self, target: str) -> None:
         """Blind transfer: the caller leaves Stasis for `target` in the callers' dialplan."""
-        async with self.center.transaction():
+        async with self.center.transaction() as unit:
+            unit.routing_unchanged()  # the call is in no queue
             if self.call.state not in (CallState.IVR, CallState.SURVEY):  # the caller left
                 raise self._left()
             self.center.move(self.call, CallState.TRANSFERRED)
@@ -162,7 +163,8 @@ async def run(center: CallCenter, call: Call) -> None:
     assert center.lookups is not None, "a center with flows is made with a lookup session"
     channel = LiveChannel(center, call)
     channel.enter_ivr()  # before any await: the session checked there was room
-    async with center.transaction():
+    async with center.transaction() as unit:
+        unit.routing_unchanged()  # the call is in no queue yet
         if call.state == CallState.ARRIVING:
             center.move(call, CallState.IVR)
             call.flow = flow.flow
