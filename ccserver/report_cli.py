@@ -212,6 +212,17 @@ def _adherence(args: argparse.Namespace, db: Path, zone: ZoneInfo, start: float,
     return 0
 
 
+def read_arrivals(path: Path, start: float, end: float, queue: str | None) -> list[float]:
+    """When each call of [start, end) arrived (of one queue, or all), from the history
+    file at `path` — what a forecast from the history needs, and nothing more."""
+    sql = "SELECT arrived_at FROM calls WHERE arrived_at >= ? AND arrived_at < ?"
+    params: tuple[Any, ...] = (start, end)
+    if queue is not None:
+        sql, params = sql + " AND queue = ?", (*params, queue)
+    with _history(path) as conn:
+        return [float(row["arrived_at"]) for row in conn.execute(sql, params)]
+
+
 def read_agent_events(path: Path, start: float, end: float) -> list[dict[str, Any]]:
     """Agents' state changes in [start, end) from the history file at `path`, after each
     agent's last state before `start` (what they were doing when the period began)."""

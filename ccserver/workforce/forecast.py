@@ -139,9 +139,7 @@ def load_csv(path: str | Path, interval_min: int = 30) -> pd.Series:
     return aggregate(series.sort_index(), interval_min)
 
 
-def from_calls(
-    arrivals: Sequence[float], interval_min: int, zone: dt.tzinfo, *, until: float | None = None
-) -> pd.Series:
+def from_calls(arrivals: Sequence[float], interval_min: int, zone: dt.tzinfo) -> pd.Series:
     """Calls per interval from the arrival times (epoch seconds) of a center's calls, in
     local time of `zone`. Every interval of a day from its first to its last open slot is
     counted, zeros included; days with no call at all are left out (closed)."""
@@ -154,11 +152,6 @@ def from_calls(
     slots = buckets.index - buckets.index.normalize()
     first, last = slots.min(), slots.max()
     days = sorted(set(buckets.index.normalize()))
-    if until is not None:
-        end_day = pd.Timestamp(
-            dt.datetime.fromtimestamp(until, zone).replace(tzinfo=None)
-        ).normalize()
-        days = [d for d in days if d < end_day]
     step = pd.Timedelta(minutes=interval_min)
     full = pd.DatetimeIndex(
         [d + first + i * step for d in days for i in range(int((last - first) / step) + 1)],

@@ -14,6 +14,7 @@ shifts. Each command imports what it computes with when it runs (pandas, OR-Tool
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,6 @@ def _load(args: argparse.Namespace) -> Any:
 
 def _from_history(args: argparse.Namespace) -> Any:
     """The calls that arrived in the last `--weeks` whole days, per interval."""
-    import datetime as dt
-
     from ccserver import config as config_mod
     from ccserver import report_cli
     from ccserver.workforce import forecast
@@ -75,12 +74,7 @@ def _from_history(args: argparse.Namespace) -> Any:
     db = Path(args.db) if args.db else config.run_dir / config.controller.history_db
     today = dt.datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     start = (today - dt.timedelta(weeks=args.weeks)).timestamp()
-    rows = report_cli.read(db, start, today.timestamp(), 0.0)
-    arrivals = [
-        float(c["arrived_at"])
-        for c in rows.calls
-        if args.queue is None or c.get("queue") == args.queue
-    ]
+    arrivals = report_cli.read_arrivals(db, start, today.timestamp(), args.queue)
     where = f" in queue {args.queue}" if args.queue else ""
     if not arrivals:
         raise InputError(f"{db}: no calls{where} in the last {args.weeks} weeks")
