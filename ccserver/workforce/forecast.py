@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ccserver.errors import InputError
+from ccserver.workforce.plots import png
 
 __all__ = [
     "Forecast",
@@ -445,26 +446,19 @@ def evaluate_holdout(
 
 
 def _plot(result: Holdout, recent: np.ndarray, interval_min: int, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(12, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     before = np.arange(-len(recent), 0)
     after = np.arange(result.test_intervals)
-    ax.plot(before, recent, color="0.6", linewidth=0.8, label="history")
-    ax.plot(after, result.actual.to_numpy(), color="black", linewidth=1.0, label="actual")
-    ax.plot(after, result.predicted.to_numpy(), color="tab:red", linewidth=1.2, label="forecast")
-    ax.axvline(0, color="0.3", linestyle=":")
-    ax.set_xlabel(f"open {interval_min}-minute intervals (0 = start of holdout)")
-    ax.set_ylabel("calls per interval")
-    ax.set_title(f"Holdout forecast, MAPE {result.mape:.1f}% (periods {result.periods})")
-    ax.legend(loc="upper left")
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the plot ({exc.strerror})") from None
+    with png(path, width_in=12) as ax:
+        ax.plot(before, recent, color="0.6", linewidth=0.8, label="history")
+        ax.plot(after, result.actual.to_numpy(), color="black", linewidth=1.0, label="actual")
+        ax.plot(
+            after, result.predicted.to_numpy(), color="tab:red", linewidth=1.2, label="forecast"
+        )
+        ax.axvline(0, color="0.3", linestyle=":")
+        ax.set_xlabel(f"open {interval_min}-minute intervals (0 = start of holdout)")
+        ax.set_ylabel("calls per interval")
+        ax.set_title(f"Holdout forecast, MAPE {result.mape:.1f}% (periods {result.periods})")
+        ax.legend(loc="upper left")
 
 
 def interval_seconds(interval_min: int) -> float:

@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ccserver.errors import InputError
 from ccserver.workforce.inputs import load_yaml
+from ccserver.workforce.plots import png
 from ccserver.workforce.roster_spec import (
     DAY_MIN,
     AgentSpec,
@@ -258,9 +259,6 @@ def write_calendars(roster: Roster, spec: RosterInput, folder: Path) -> list[Pat
 
 def plot_coverage(roster: Roster, spec: RosterInput, required: Requirement, path: Path) -> None:
     """Required vs scheduled agents per interval, all skills summed, over the period."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     slots = spec.days * DAY_MIN // spec.interval_min
     need = [0] * slots
     have = [0] * slots
@@ -270,17 +268,11 @@ def plot_coverage(roster: Roster, spec: RosterInput, required: Requirement, path
     for (t, _), n in roster.covered.items():
         if t < slots:
             have[t] += n
-    fig = Figure(figsize=(14, 4), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
     days = [t * spec.interval_min / DAY_MIN for t in range(slots)]
-    ax.step(days, need, where="post", color="black", linewidth=0.8, label="required")
-    ax.step(days, have, where="post", color="tab:blue", linewidth=0.8, label="scheduled")
-    ax.set_xlabel(f"days from {spec.start.isoformat()}")
-    ax.set_ylabel("agents")
-    ax.set_title(f"Coverage: {roster.under} agent-intervals short, {roster.over} over")
-    ax.legend(loc="upper right")
-    try:
-        fig.savefig(path, dpi=100)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot write the plot ({exc.strerror})") from None
+    with png(path, width_in=14) as ax:
+        ax.step(days, need, where="post", color="black", linewidth=0.8, label="required")
+        ax.step(days, have, where="post", color="tab:blue", linewidth=0.8, label="scheduled")
+        ax.set_xlabel(f"days from {spec.start.isoformat()}")
+        ax.set_ylabel("agents")
+        ax.set_title(f"Coverage: {roster.under} agent-intervals short, {roster.over} over")
+        ax.legend(loc="upper right")
