@@ -49,7 +49,7 @@ async def serve(center: CallCenter, call: Call) -> None:
     """The caller's session: answer, then the flow or the greeting, then the queue."""
     try:
         await center.ari.answer(call.id)
-        queue = center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
+        queue = entry_queue(center, call)
         if call.dnis in center.flows:
             ledger = center.acd.ledger
             if ledger.ivr_in_use < center.config.ivr.max_sessions and ledger.ivr_room():
@@ -72,6 +72,11 @@ async def serve(center: CallCenter, call: Call) -> None:
             raise
 
 
+def entry_queue(center: CallCenter, call: Call) -> str:
+    """The queue the dialled number leads to (`acd.entry`), else the default queue."""
+    return center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
+
+
 async def _greet(center: CallCenter, call: Call) -> None:
     greeting = center.config.controller.greeting
     if not greeting:
@@ -87,7 +92,7 @@ async def enter_queue(center: CallCenter, call: Call) -> None:
     channel may never have been answered (the controller died before the StasisStart was
     read): a bridge does not answer it, so without this the caller would talk to an agent
     over an unanswered line and be declined at the end."""
-    queue = call.queue or center.config.acd.entry.get(call.dnis, center.config.acd.default_queue)
+    queue = call.queue or entry_queue(center, call)
     try:
         await center.ari.answer(call.id)
     except AriError as exc:
