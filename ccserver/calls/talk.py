@@ -121,12 +121,14 @@ async def record_if_asked(center: CallCenter, call: Call, bridge: str) -> None:
     call.recording = str(center.recordings / f"{name}.wav")
 
 
-def talk_ended(center: CallCenter, call: Call, now: float) -> None:
+def end_talk(center: CallCenter, call: Call, now: float, *, wrap_up_s: float | None = None) -> None:
     """An agent's talk on the call is over (hang-up, transfer): its time and the wrap-up
-    the queue grants go to the metrics. Call before the router's `complete`."""
+    the queue grants go to the metrics, and the router completes it (the agent to wrap-up,
+    for `wrap_up_s` when given, else the queue's)."""
     if call.queue:
         talk_s = None if call.connected_at is None else now - call.connected_at
         instruments.talk(call.queue, talk_s, center.acd.queue_config(call.queue).wrap_up_s)
+    center.acd.router.complete(call.id, now, wrap_up_s=wrap_up_s)
 
 
 async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by: str) -> None:
@@ -138,8 +140,7 @@ async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by:
     call.outcome, call.hangup_by, call.ended_at = outcome, hangup_by, now
     if call.id in center.acd.router.calls():
         if previous in TALKING_STATES:
-            talk_ended(center, call, now)
-            center.acd.router.complete(call.id, now)
+            end_talk(center, call, now)
         else:
             center.acd.router.remove(call.id, now)
     if previous in (CallState.RINGING, CallState.CALLBACK_RINGING) and call.attempts:
@@ -198,8 +199,7 @@ async def agent_vanished(
     are the caller's business (live: back to the music; recovery: resync)."""
     now = time.time()
     agent = call.agent
-    talk_ended(center, call, now)
-    center.acd.router.complete(call.id, now, wrap_up_s=0.0 if phone_lost else None)
+    end_talk(center, call, now, wrap_up_s=0.0 if phone_lost else None)
     if phone_lost and agent:
         center.acd.phone_lost(agent, now)
     center.legs.pop(call.agent_channel or "", None)
@@ -214,8 +214,7 @@ async def agent_vanished(
 async def to_survey(center: CallCenter, call: Call) -> None:
     """The agent hung up first on a call a flow runs: the caller leaves the bridge and goes
     back to the flow (the survey); the talk is over for the router."""
-    talk_ended(center, call, time.time())
-    center.acd.router.complete(call.id, time.time())
+    end_talk(center, call, time.time())
     center.legs.pop(call.agent_channel or "", None)
     center.move(call, CallState.SURVEY)
     call.hangup_by = "agent"

@@ -44,7 +44,7 @@ from ccserver.calls.model import (
 from ccserver.calls.phrases import phrase
 from ccserver.calls.queueing import keep_waiting
 from ccserver.calls.routing import enqueue, rona
-from ccserver.calls.talk import agent_answered, late_answer, record_if_asked, talk_ended
+from ccserver.calls.talk import agent_answered, end_talk, late_answer, record_if_asked
 from ccserver.errors import InputError
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError, AriEvent
@@ -88,8 +88,7 @@ async def _transfer(
     target = center.acd.queue_config(queue).name if queue else center.acd.direct_queue(agent or "")
     now = time.time()
     source_agent, leg, bridge = call.agent, call.agent_channel, call_bridge_id(call.id)
-    talk_ended(center, call, now)
-    center.acd.router.complete(call.id, now)
+    end_talk(center, call, now)
     center.move(call, CallState.WAITING)
     call.agent, call.agent_channel, call.connected_at = None, None, None
     if attended and leg:
@@ -195,8 +194,7 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
     await center.ari.destroy_bridge(call_bridge_id(call.id))
     now = time.time()
     if call.state == CallState.CONSULTING:
-        talk_ended(center, call, now)
-        center.acd.router.complete(call.id, now)
+        end_talk(center, call, now)
     elif call.id in center.acd.router.calls():
         center.acd.router.remove(call.id, now)
     if call.agent_channel:
