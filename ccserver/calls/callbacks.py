@@ -113,8 +113,7 @@ async def customer_answered(center: CallCenter, call: Call, channel: str) -> Non
     """The customer picked up: they join the agent in the call's bridge."""
     callback = call.callback
     if callback is None or callback.get("customer_channel") != channel:
-        center.legs.pop(channel, None)
-        await center.ari.hangup(channel)
+        await center.drop_leg(channel)
         return
     callback["attempts"][-1]["result"] = "answered"
     bridge = call_bridge_id(call.id)
@@ -169,8 +168,7 @@ async def agent_left(center: CallCenter, call: Call) -> None:
     attempt): try again with another agent, at the same place."""
     leg = (call.callback or {}).get("customer_channel")
     if leg:
-        center.legs.pop(leg, None)
-        await center.ari.hangup(leg)
+        await center.drop_leg(leg)
         (call.callback or {})["attempts"][-1]["result"] = "agent-left"
     await _release_agent(center, call)
     await requeue(center, call)
@@ -185,8 +183,7 @@ async def requeue(center: CallCenter, call: Call) -> None:
 async def _release_agent(center: CallCenter, call: Call) -> None:
     """Give the reserved agent back (ready, not RONA: the agent did nothing wrong)."""
     if call.agent_channel:
-        center.legs.pop(call.agent_channel, None)
-        await center.ari.hangup(call.agent_channel)
+        await center.drop_leg(call.agent_channel)
     call.agent = call.agent_channel = None
     await center.ari.destroy_bridge(call_bridge_id(call.id))
     if call.id in center.acd.router.calls():

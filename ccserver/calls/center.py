@@ -257,8 +257,7 @@ class CallCenter:
             call = self.calls.get(leg.call) if leg is not None else None
             if leg is None or call is None:
                 log(logger, "call.late_answer", logging.WARNING, leg=channel, args=",".join(args))
-                self.legs.pop(channel, None)
-                await self.ari.hangup(channel)
+                await self.drop_leg(channel)
                 return
             await self.routes.answered[leg.role](self, call, channel)
         elif kind in self.routes.entries:
@@ -348,6 +347,12 @@ class CallCenter:
                 return False
             log(logger, "call.hold_failed", logging.WARNING, call=channel, error=str(exc))
         return True
+
+    async def drop_leg(self, leg: str) -> None:
+        """Forget a leg of ours, then hang it up: its end event finds no leg and changes
+        nothing (whoever drops it has already decided what the call does next)."""
+        self.legs.pop(leg, None)
+        await self.ari.hangup(leg)
 
     async def say(self, channel: str, text: str, *, interruptible: bool = False) -> str:
         """Speak `text` to a channel in the center's language (generated once, then

@@ -160,8 +160,7 @@ async def _check_call(
         await talk.agent_vanished(center, call, "leg-gone-while-away", phone_lost=False)
     elif call.state == CallState.RINGING:
         if call.agent_channel:
-            center.legs.pop(call.agent_channel, None)
-            await center.ari.hangup(call.agent_channel)
+            await center.drop_leg(call.agent_channel)
             call.attempts[-1]["result"] = "interrupted"
         center.acd.router.remove(call.id, now)
         center.move(call, CallState.WAITING)

@@ -51,8 +51,7 @@ async def late_answer(center: CallCenter, call: Call, leg: str) -> None:
     """A leg answered after its call moved on (the caller left, the offer was withdrawn):
     it is hung up and forgotten."""
     log(logger, "call.late_answer", logging.WARNING, call=call.id, leg=leg)
-    center.legs.pop(leg, None)
-    await center.ari.hangup(leg)
+    await center.drop_leg(leg)
 
 
 async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
@@ -152,8 +151,7 @@ async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by:
         (call.consult or {}).get("leg"),
     ):
         if leg:
-            center.legs.pop(leg, None)
-            await center.ari.hangup(leg)
+            await center.drop_leg(leg)
     await center.ari.destroy_bridge(call_bridge_id(call.id))
     log(
         logger,

@@ -99,10 +99,9 @@ async def _transfer(
         except AriError as exc:  # the caller is gone: its end event closes the call
             log(logger, "call.consult_hold_failed", logging.WARNING, call=call.id, error=str(exc))
     else:
-        center.legs.pop(leg or "", None)
         await center.ari.destroy_bridge(bridge)
         if leg:
-            await center.ari.hangup(leg)
+            await center.drop_leg(leg)
     await center.hold(call.id)
     mode = "attended" if call.consult else "blind"
     await center.journal.event(
@@ -198,8 +197,7 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
     elif call.id in center.acd.router.calls():
         center.acd.router.remove(call.id, now)
     if call.agent_channel:
-        center.legs.pop(call.agent_channel, None)
-        await center.ari.hangup(call.agent_channel)
+        await center.drop_leg(call.agent_channel)
     if call.state != CallState.WAITING:
         center.move(call, CallState.WAITING)
     call.agent, call.agent_channel, call.connected_at = None, None, None
