@@ -37,6 +37,7 @@ from ccserver.workforce.roster_spec import (
     Roster,
     RosterInput,
     Rules,
+    Shift,
     Template,
 )
 
@@ -235,10 +236,13 @@ def write_calendars(roster: Roster, spec: RosterInput, folder: Path) -> list[Pat
     """One iCalendar file per agent (RFC 5545: floating local times, CRLF lines)."""
     folder.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    by_agent: dict[str, list[Shift]] = {}
+    for shift in roster.shifts:
+        by_agent.setdefault(shift.agent, []).append(shift)
     written = []
     for agent in spec.agents:
         lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//ccserver//roster//EN"]
-        for s in (s for s in roster.shifts if s.agent == agent.id):
+        for s in by_agent.get(agent.id, []):
             begin = _clock(spec, s.day, s.variant.start)
             end = _clock(spec, s.day, s.variant.end)
             lines += [
