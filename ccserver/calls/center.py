@@ -31,6 +31,7 @@ from ccserver.calls.model import (
     CALLBACK_STATES,
     HOLDING_BRIDGE,
     TRANSITIONS,
+    WAITING_STATES,
     Call,
     CallState,
     Leg,
@@ -144,6 +145,7 @@ class CallCenter:
         self._lock = asyncio.Lock()
         self._persist_pending: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
+        self._music_stopped = False  # the holding bridge emptied: its music must restart
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # --- the unit of work ----------------------------------------------------------------
@@ -220,6 +222,8 @@ class CallCenter:
     async def on_event(self, event: AriEvent) -> None:
         """Every Stasis event: media first (playbacks, keys), then the call's route."""
         self.media.on_event(event)
+        if event.type == "ChannelLeftBridge":
+            self._holding_left(event)
         if event.type not in ("StasisStart", "StasisEnd", "ChannelDestroyed", "ChannelTransfer"):
             return
         async with self.transaction():
@@ -271,6 +275,29 @@ class CallCenter:
                 args=",".join(args),
             )
             await self.ari.hangup(channel)
+
+    def _holding_left(self, event: AriEvent) -> None:
+        """Asterisk stops a bridge's music when its last caller leaves (and drops the
+        announcer channel that played it): the next caller held would hear silence. So the
+        music starts again with the next caller held, or at once when a caller of ours
+        should be in the holding bridge already (held while this event was on its way)."""
+        bridge = event.data.get("bridge") or {}
+        if bridge.get("id") != HOLDING_BRIDGE:
+            return
+        if any(channel in self.calls for channel in bridge.get("channels") or []):
+            return  # callers remain (the other channel listed is the music's announcer)
+        self._music_stopped = True
+        if any(c.state in WAITING_STATES or c.held for c in self.calls.values()):
+            self.spawn(self._restart_music(), "holding-music")
+
+    async def _restart_music(self) -> None:
+        if self._music_stopped:
+            self._music_stopped = False
+            try:
+                await self.ari.start_moh(HOLDING_BRIDGE, self.config.controller.moh_class)
+            except AriError as exc:
+                self._music_stopped = True
+                log(logger, "call.music_failed", logging.WARNING, error=str(exc))
 
     # --- tasks ---------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
@@ -346,6 +373,7 @@ class CallCenter:
             if exc.status == 404:
                 return False
             log(logger, "call.hold_failed", logging.WARNING, call=channel, error=str(exc))
+        await self._restart_music()
         return True
 
     async def drop_leg(self, leg: str) -> None:
