@@ -130,7 +130,26 @@ async def _reconcile(center: CallCenter) -> int:
         call_id = call_of_bridge(bridge_id)
         if call_id is not None and call_id not in center.calls:
             await center.ari.destroy_bridge(bridge_id)
+    await _phones(center)
     return adopted
+
+
+async def _phones(center: CallCenter) -> None:
+    """Whether each logged-in agent's phone is registered now: the saved state may be
+    older (a browser phone that re-registered just before a restart), and AMI tells only
+    of later changes. A phone that is online but was seen unavailable is taken as idle
+    (a busy one says so at its next call)."""
+    online = {
+        str(e["resource"]): e.get("state") != "offline" for e in await center.ari.endpoints("PJSIP")
+    }
+    now = time.time()
+    for agent in center.acd.agents.values():
+        if agent.phone is None or agent.phone not in online:
+            continue
+        if not online[agent.phone]:
+            center.acd.device_state(agent.phone, "UNAVAILABLE", now)
+        elif agent.device == "unavailable":
+            center.acd.device_state(agent.phone, "NOT_INUSE", now)
 
 
 async def _check_call(

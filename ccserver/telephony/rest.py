@@ -95,6 +95,12 @@ class AriRest:
         found = await self.ari.request("GET", "/channels") or []
         return [c for c in found if isinstance(c, dict) and "id" in c]
 
+    async def endpoints(self, technology: str) -> list[dict[str, Any]]:
+        """The technology's endpoints, each with `resource` and `state` (online, offline,
+        unknown)."""
+        found = await self.ari.request("GET", f"/endpoints/{technology}") or []
+        return [e for e in found if isinstance(e, dict) and "resource" in e]
+
     # --- bridges -------------------------------------------------------------------------
     async def create_bridge(self, bridge: str, kind: str = "mixing") -> None:
         await self.ari.request("POST", "/bridges", params={"type": kind, "bridgeId": bridge})
