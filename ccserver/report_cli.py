@@ -59,13 +59,14 @@ _REASONED = (
     "SELECT at, agent, state, reason FROM agent_events WHERE at >= ? AND at < ? ORDER BY at, id"
 )
 _ARRIVALS = (
-    "SELECT caller, arrived_at FROM calls WHERE arrived_at >= ? AND arrived_at <= ? "
+    "SELECT caller, arrived_at, json_extract(record, '$.disposition') AS disposition "
+    "FROM calls WHERE arrived_at >= ? AND arrived_at <= ? "
     "AND caller IS NOT NULL AND caller <> ''"
 )
 
 _SHARES = frozenset(
     {"manual_share", "answer_rate", "abandon_rate", "loss_rate", "service_level", "occupancy"}
-    | {"fcr"}
+    | {"fcr", "fcr_same"}
 )
 _VOLUMES = (
     ("offered", "offered"),
@@ -91,6 +92,7 @@ _SERVICE = (
     ("occ", "occupancy"),
     ("xfer", "transfers"),
     ("FCR", "fcr"),
+    ("FCR=", "fcr_same"),
     ("CSAT", "csat"),
     ("n", "csat_n"),
 )

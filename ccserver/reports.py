@@ -97,6 +97,8 @@ class CallFacts:
     transfers: int
     segments: tuple[Segment, ...]
     survey_score: float | None
+    disposition: str | None = None
+    """The agent's wrap-up code (the desk's), when one was given."""
 
     @property
     def agent(self) -> str | None:
@@ -148,6 +150,7 @@ def call_facts(call: Mapping[str, Any], events: Sequence[Mapping[str, Any]]) -> 
         transfers=max(agent_transfers - kinds.count("transfer_cancelled"), 0),
         segments=segments,
         survey_score=_number(call.get("survey_score")),
+        disposition=record.get("disposition"),
     )
 
 
@@ -299,6 +302,7 @@ class Row:
     occupancy: float | None
     transfers: int
     fcr: float | None
+    fcr_same: float | None
     csat: float | None
     csat_n: int
 
@@ -328,13 +332,20 @@ class _Tally:
     transfers: int = 0
     fcr_base: int = 0
     fcr_repeats: int = 0
+    fcr_same_base: int = 0
+    fcr_same_repeats: int = 0
     csat_total: float = 0.0
     csat_n: int = 0
     occupied_s: float = 0.0
     logged_in_s: float = 0.0
 
     def add(
-        self, call: CallFacts, settings: ReportsConfig, handle_s: float | None, repeated: bool
+        self,
+        call: CallFacts,
+        settings: ReportsConfig,
+        handle_s: float | None,
+        repeated: bool,
+        repeated_same: bool,
     ) -> None:
         self.offered += 1
         self.ivr += call.served == "ivr"
@@ -351,6 +362,9 @@ class _Tally:
             if call.caller:
                 self.fcr_base += 1
                 self.fcr_repeats += repeated
+            if call.caller and call.disposition:
+                self.fcr_same_base += 1
+                self.fcr_same_repeats += repeated_same
         if call.abandon_wait_s is not None:
             if call.abandon_wait_s < settings.short_abandon_s:
                 self.short_abandoned += 1
@@ -394,6 +408,7 @@ class _Tally:
             occupancy=_ratio(self.occupied_s, self.logged_in_s) if occupancy else None,
             transfers=self.transfers,
             fcr=_ratio(self.fcr_base - self.fcr_repeats, self.fcr_base),
+            fcr_same=_ratio(self.fcr_same_base - self.fcr_same_repeats, self.fcr_same_base),
             csat=None if self.csat_n == 0 else round(self.csat_total / self.csat_n, 2),
             csat_n=self.csat_n,
         )
@@ -435,14 +450,16 @@ def build(
         if start <= float(c["arrived_at"]) < end
     ]
     states = AgentStates(rows.agent_events)
-    repeated = _repeated(calls, rows.arrivals, settings.fcr_window_h * 3600.0)
+    repeated, repeated_same = _repeated(calls, rows.arrivals, settings.fcr_window_h * 3600.0)
     clock = Clock(by, zone, settings.minute_bands()) if by in ("band", "hour", "day") else None
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     total = _Tally()
     for call in calls:
         handle = _handle_s(call, states)
         for tally in (tallies[_group(call, by, clock)], total):
-            tally.add(call, settings, handle, call.call_id in repeated)
+            tally.add(
+                call, settings, handle, call.call_id in repeated, call.call_id in repeated_same
+            )
     for agent in states.agents:
         for low, high, state in states.intervals(agent, start, min(end, observed_until)):
             if state == LOGGED_OUT:
@@ -494,22 +511,29 @@ def _handle_s(call: CallFacts, states: AgentStates) -> float | None:
 
 def _repeated(
     calls: Sequence[CallFacts], arrivals: Sequence[Mapping[str, Any]], window_s: float
-) -> set[str]:
-    """Answered calls whose number called again after them, within the window from their
-    end."""
-    by_caller: dict[str, list[float]] = defaultdict(list)
+) -> tuple[set[str], set[str]]:
+    """Answered calls whose number called again within the window from their end, and
+    those of them whose later call (one within the window) had the same disposition: "the
+    same matter"."""
+    by_caller: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
     for row in arrivals:
         if row.get("caller"):
-            by_caller[str(row["caller"])].append(float(row["arrived_at"]))
-    for times in by_caller.values():
-        times.sort()
-    found = set()
+            later = (float(row["arrived_at"]), row.get("disposition"))
+            by_caller[str(row["caller"])].append(later)
+    for later_calls in by_caller.values():
+        later_calls.sort(key=lambda item: item[0])
+    found, same = set(), set()
     for call in calls:
-        times = by_caller.get(call.caller, [])
-        if call.served != "answered" or not times:
+        later_calls = by_caller.get(call.caller, [])
+        if call.served != "answered" or not later_calls:
             continue
-        later = bisect.bisect_right(times, call.arrived_at)
+        times = [at for at, _ in later_calls]
         end = call.ended_at if call.ended_at is not None else call.arrived_at
-        if later < len(times) and times[later] <= end + window_s:
+        first = bisect.bisect_right(times, call.arrived_at)
+        last = bisect.bisect_right(times, end + window_s)
+        if first < last:
             found.add(call.call_id)
-    return found
+            codes = {code for _, code in later_calls[first:last]}
+            if call.disposition is not None and call.disposition in codes:
+                same.add(call.call_id)
+    return found, same

@@ -94,6 +94,7 @@ def _answered_call(
     times: tuple[float, float, float, float],
     agent: str,
     score: int | None = None,
+    disposition: str | None = None,
 ) -> None:
     arrived, queued, answered, ended = times
     wait = answered - queued
@@ -106,7 +107,7 @@ def _answered_call(
             call_id, caller, arrived, queue="general", queued_at=queued, agent=agent,
             connected_at=answered, ended_at=ended, outcome="completed", hangup_by="caller",
             attempts=[{"agent": agent, "at": answered - 2, "result": "answered"}],
-            survey_score=score,
+            survey_score=score, disposition=disposition,
         )
     )  # fmt: skip
 
@@ -135,18 +136,21 @@ def _write_day(h: History) -> None:
     _ivr_call(h, "p0", "13900000009", at(5, 23, 59, 59))
     _abandoned_call(h, "g1", "13800000008", (at(6, 8, 30), None, at(6, 8, 30, 4)), "general")
     a2 = (at(6, 9, 10), at(6, 9, 10, 5), at(6, 9, 10, 45), at(6, 9, 13, 45))
-    _answered_call(h, "a2", "13800000002", a2, "1002", score=3)
+    _answered_call(h, "a2", "13800000002", a2, "1002", score=3, disposition="bill-enquiry")
     s1 = (at(6, 10, 0), at(6, 10, 0, 2), at(6, 10, 0, 7))
     _abandoned_call(h, "s1", "13800000003", s1, "general")
     a1 = (at(6, 11, 59, 50), at(6, 11, 59, 52), at(6, 12, 0, 10), at(6, 12, 2, 10))
-    _answered_call(h, "a1", "13800000001", a1, "1001", score=5)
+    _answered_call(h, "a1", "13800000001", a1, "1001", score=5, disposition="fault-reported")
     l1 = (at(6, 12, 30), at(6, 12, 30, 3), at(6, 12, 31, 3))
     _abandoned_call(h, "l1", "13800000004", l1, "repair")
     _ivr_call(h, "a3", "13800000002", at(6, 15, 0))
     _write_transfer(h)
     _write_callback(h)
     n1 = (at(6, 23, 30), at(6, 23, 30, 2), at(6, 23, 30, 7), at(6, 23, 35, 7))
-    _answered_call(h, "n1", "13800000007", n1, "1003")
+    _answered_call(h, "n1", "13800000007", n1, "1003", disposition="fault-reported")
+    # n1's caller calls again next morning about the same fault: not resolved at first.
+    n2 = (at(7, 8, 0), at(7, 8, 0, 2), at(7, 8, 0, 12), at(7, 8, 3, 12))
+    _answered_call(h, "n2", "13800000007", n2, "1003", disposition="fault-reported")
     _ivr_call(h, "r1", "13800000001", at(7, 10, 0))
     _ivr_call(h, "r2", "13800000005", at(7, 18, 0))
     _write_agent_states(h)
@@ -288,6 +292,7 @@ def test_by_band_every_kpi_matches_the_hand_count(
         "occupancy": 0.0098,  # 390 / 39600
         "transfers": 1,
         "fcr": 0.3333,  # a1 (r1 next morning) and a2 (a3) called again; t1 did not: 1 / 3
+        "fcr_same": 1.0,  # a1, a2 with a code: their repeats (self-service) had none
         "csat": 4.0,  # (5 + 3 + 4) / 3
         "csat_n": 3,
     }
@@ -303,9 +308,10 @@ def test_by_band_every_kpi_matches_the_hand_count(
     # 1001 08-09 + 12-15 (14400) + 1002 the same (14400) + 1003 19-22 (10800) = 39600 s;
     # busy/wrap: 1001 a1 120 + 30, 1003 cb1 300 = 450
     assert flat["occupancy"] == round(450 / 39600, 4)
-    # valley: n1, 5 s wait, 300 s talk + 20 s wrap-up; nobody called again from 007
+    # valley: n1, 5 s wait, 300 s talk + 20 s wrap-up; 007 called again next morning (n2)
+    # about the same fault: neither first-contact resolution holds
     assert (valley["offered"], valley["service_level"], valley["asa_s"]) == (1, 1.0, 5.0)
-    assert (valley["aht_s"], valley["fcr"]) == (320.0, 1.0)
+    assert (valley["aht_s"], valley["fcr"], valley["fcr_same"]) == (320.0, 0.0, 0.0)
     # 1002 00:00-08:00 (28800, ready since the evening before) + 1003 22:00-23:35:27 (5727)
     assert valley["occupancy"] == round(320 / 34527, 4)
     assert total == {
@@ -332,7 +338,8 @@ def test_by_band_every_kpi_matches_the_hand_count(
         # busy/wrap: 1001 240, 1002 300, 1003 620
         "occupancy": round(1160 / 113727, 4),
         "transfers": 1,
-        "fcr": 0.5,  # a1, a2 called again; t1 (outside 24 h), n1 did not
+        "fcr": 0.25,  # a1, a2, n1 called again; t1 (outside 24 h) did not
+        "fcr_same": 0.6667,  # a1, a2, n1 have a code; only n1's next call had the same
         "csat": 4.0,
         "csat_n": 3,
     }
@@ -359,8 +366,9 @@ def test_by_day_spans_several_days_and_the_fcr_window_reaches_past_the_end(
 ) -> None:
     rows = report(conf, capsys, "--from", "2025-01-05", "--to", "2025-01-08", "--by", "day")
     assert list(rows) == ["2025-01-05", "2025-01-06", "2025-01-07", "(total)"]
-    assert [rows[d]["offered"] for d in rows] == [1, 9, 2, 12]
-    assert rows["2025-01-06"]["fcr"] == 0.5
+    assert [rows[d]["offered"] for d in rows] == [1, 9, 3, 13]
+    # a1 (r1), a2 (a3) and n1 (n2) called again, t1 did not; only n2 was n1's matter again
+    assert (rows["2025-01-06"]["fcr"], rows["2025-01-06"]["fcr_same"]) == (0.25, 0.6667)
     assert rows["2025-01-05"]["occupancy"] == 0.0  # 1002 ready 22:00-24:00, idle
     assert rows["2025-01-07"]["occupancy"] is None  # nobody logged in
     # Ending at 2025-01-07 10:00 still finds r1 as a1's repeat (read past the period).
