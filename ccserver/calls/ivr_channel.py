@@ -93,6 +93,7 @@ class LiveChannel:
     async def queue(self, request: QueueRequest) -> QueueResult:
         """Wait in `request.queue` and talk; back when the talk or the wait is over."""
         call = self.call
+        call.ivr_route = request.route  # the route so far, for the agent's screen pop
         self.leave_ivr()
         try:
             if not await queueing.join(self.center, call, request.queue, priority=request.priority):

@@ -25,6 +25,9 @@ class QueueRequest:
     priority: int
     language: str
     variables: dict[str, str]
+    route: dict[str, Any] = field(default_factory=dict)
+    """The flow's record so far (`FlowRecord.to_dict()`): what the agent's screen pop shows
+    of the caller's way through the IVR."""
 
 
 @dataclass

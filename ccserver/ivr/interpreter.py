@@ -424,7 +424,8 @@ class Session:
         self.typed_ahead = ""  # a key pressed before the agent talked is not a survey answer
         self.record.queue, self.record.priority = queue, priority
         self.record.outcome = "queued"
-        request = QueueRequest(queue, priority, self.language, dict(self.variables))
+        route = {**self.record.to_dict(), "variables": dict(self.variables)}
+        request = QueueRequest(queue, priority, self.language, dict(self.variables), route)
         try:
             result = await self.channel.queue(request)
         except CallerGone:
