@@ -1,14 +1,15 @@
 # The two commands: `make demo` and `make test`. Both do all set-up first (Debian packages,
-# Asterisk 22 built into ~/.cache/ccserver, the virtualenv) and are quick the second time.
+# Asterisk 22 built into ~/.cache/ccserver, the virtualenv, the desk's npm packages) and are
+# quick the second time.
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 CCSERVER := $(VENV)/bin/ccserver
 
-.PHONY: setup system asterisk venv demo test test-unit test-integration bench bench-router bench-forecast bench-roster fuzz \
+.PHONY: setup system asterisk venv web demo test test-unit test-integration bench bench-router bench-forecast bench-roster fuzz \
 	lint stop status clean
 
-setup: system asterisk venv
+setup: system asterisk venv web
 
 system:
 	@bash scripts/setup-system.sh
@@ -18,6 +19,10 @@ asterisk: system
 
 venv: system
 	@bash scripts/setup-venv.sh
+
+# The desk page's npm packages (sip.js), from web/package-lock.json.
+web:
+	@bash scripts/setup-web.sh
 
 demo: setup
 	@$(CCSERVER) demo

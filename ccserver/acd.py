@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from acd_core import Assignment, RelaxStep, Router, RouterAPI, RouterError
-from ccserver.config import Config, QueueConfig
+from ccserver.config import Config, QueueConfig, browser_phone
 from ccserver.errors import CCServerError
 from ccserver.licensing import EVALUATION, LicenseError
 from ccserver.logs import log
@@ -207,7 +207,7 @@ class Acd:
 
     def login(self, agent_id: str, phone: str, now: float, *, ready: bool = True) -> None:
         agent = self.agent(agent_id)
-        if phone not in self.config.phones.ids:
+        if phone not in self.config.phones.ids and phone != browser_phone(agent_id):
             raise AcdError(f"no phone {phone!r} is configured", slug="phone-unknown", status=404)
         if self.state(agent_id) != "logged-out":
             raise AcdError(

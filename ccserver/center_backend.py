@@ -1,18 +1,21 @@
 """The REST API's view of the running center: `ccserver.api.backend.ApiBackend` over a
-`CallCenter` (agents, queues, calls, transfers, the license, notices)."""
+`CallCenter` (agents, queues, calls, transfers, the license, notices, the agents' desks)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ccserver import seats
 from ccserver.acd import AcdError
-from ccserver.calls import agents, transfers
+from ccserver.calls import agent_desk, agents, transfers
 from ccserver.calls.center import CallCenter
-from ccserver.calls.model import CallState
+from ccserver.calls.desk import DeskFeed, call_context
+from ccserver.calls.model import Call, CallState
+from ccserver.config import browser_phone
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 
@@ -22,8 +25,10 @@ logger = logging.getLogger("ccserver.api")
 class CenterBackend:
     """The REST API's view of the running center (`ccserver.api.backend.ApiBackend`)."""
 
-    def __init__(self, center: CallCenter) -> None:
+    def __init__(self, center: CallCenter, *, sip_passwords: Mapping[str, str]) -> None:
+        """`sip_passwords`: phone id -> SIP password (the secrets'), for browser phones."""
         self.center = center
+        self.sip_passwords = sip_passwords
 
     def agents(self) -> list[dict[str, Any]]:
         return [self.center.acd.agent_view(a) for a in sorted(self.center.acd.agents)]
@@ -98,16 +103,73 @@ class CenterBackend:
     def calls(self) -> list[dict[str, Any]]:
         return [c.to_record() for c in self.center.calls.values() if c.state != CallState.ENDED]
 
-    async def call(self, call_id: str) -> dict[str, Any]:
+    async def call(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        record = await self._record(call_id, agent)
+        history = self.center.journal.history
+        events = await asyncio.to_thread(history.events, call_id) if history is not None else []
+        return {**record, "events": events}
+
+    async def screen(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        call = Call.from_record(await self._record(call_id, agent))
+        queue = self.center.acd.queue_config(call.queue) if call.queue else None
+        context = call_context(call, queue, time.time())
+        return {**context, "pop": await self._feed().pop(context)}
+
+    async def _record(self, call_id: str, agent: str | None) -> dict[str, Any]:
+        """The call's record, live or from the history; for an agent reader, only a call
+        it was offered or talked on."""
         live = self.center.calls.get(call_id)
         history = self.center.journal.history
         if history is not None:
-            await history.flush()
+            await history.flush()  # what was queued before this read is in it
         record = live.to_record() if live is not None else None
         if record is None and history is not None:
             saved = await asyncio.to_thread(history.call, call_id)
             record = (saved or {}).get("record") or saved
         if record is None:
             raise AcdError(f"no call {call_id!r}", slug="call-unknown", status=404)
-        events = await asyncio.to_thread(history.events, call_id) if history is not None else []
-        return {**record, "events": events}
+        offered = {a.get("agent") for a in record.get("attempts") or []}
+        if agent is not None and agent != record.get("agent") and agent not in offered:
+            raise AcdError(
+                f"agent {agent} was never on call {call_id}", slug="forbidden", status=403
+            )
+        return record
+
+    async def hold(self, call_id: str, *, on: bool, by: str) -> dict[str, Any]:
+        return await agent_desk.hold(self.center, call_id, on=on, by=by)
+
+    async def dispose(
+        self, call_id: str, *, code: str, note: str | None, by: str
+    ) -> dict[str, Any]:
+        return await agent_desk.dispose(self.center, call_id, code=code, note=note, by=by)
+
+    async def desk_login(
+        self, agent_id: str, *, pin: str, device: str, phone: str | None
+    ) -> dict[str, Any]:
+        browser = device == "browser"
+        target = browser_phone(agent_id) if browser else phone
+        view = await agents.desk_login(
+            self.center, agent_id, pin=pin, phone=target, by=f"desk:{agent_id}"
+        )
+        config = self.center.config
+        sip = None
+        if browser and target is not None:
+            bind = config.stack.bind
+            sip = {
+                "uri": f"sip:{target}@{bind}",
+                "ws": f"ws://{bind}:{config.asterisk.http_port}/ws",
+                "user": target,
+                "password": self.sip_passwords[target],
+            }
+        return {"agent": view, "sip": sip, "language": config.acd.language}
+
+    def desk_events(self, agent_id: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
+        self.center.acd.agent(agent_id)  # agent-unknown (404) before the stream opens
+        return self._feed().stream(agent_id, after)
+
+    def _feed(self) -> DeskFeed:
+        if self.center.desk is None:
+            raise AcdError(
+                "the desk needs the controller's Redis", slug="desk-unavailable", status=503
+            )
+        return self.center.desk

@@ -158,6 +158,15 @@ class PhonesConfig(_Section):
         return self.contacts.get(phone_id) or self.contact_template.format(id=phone_id)
 
 
+BROWSER_PHONE_PREFIX = "web"
+
+
+def browser_phone(agent_id: str) -> str:
+    """The WebRTC endpoint of an agent's browser desk (`PJSIP/web<agent id>`): every agent
+    has one, registered by the desk page with the password its login returns."""
+    return BROWSER_PHONE_PREFIX + agent_id
+
+
 Skills = dict[str, int]
 _SKILL_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 
@@ -180,6 +189,9 @@ class RelaxStepConfig(_Section):
     add: list[Skills] = Field(default_factory=list)
 
 
+DEFAULT_DISPOSITIONS = ("bill-enquiry", "fault-reported", "new-connection", "complaint", "other")
+
+
 class QueueConfig(_Section):
     name: str = Field(pattern=_SKILL_NAME)
     skills: Skills = Field(min_length=1)
@@ -196,6 +208,20 @@ class QueueConfig(_Section):
     on_max_wait: str = Field(default="callback", pattern=r"^(overflow|callback)$")
     overflow_to: str | None = None
     record: bool = False
+    dispositions: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_DISPOSITIONS), min_length=1
+    )
+    """The codes an agent picks from in wrap-up (the desk shows them translated)."""
+
+    @field_validator("dispositions")
+    @classmethod
+    def _dispositions(cls, codes: list[str]) -> list[str]:
+        for code in codes:
+            if not re.match(_SKILL_NAME, code):
+                raise ValueError(f"disposition {code!r} must be lower-case letters, digits, _-")
+        if len(set(codes)) != len(codes):
+            raise ValueError("dispositions must be unique")
+        return codes
 
     @field_validator("skills")
     @classmethod
@@ -431,6 +457,16 @@ class TlsConfig(_Section):
         return self
 
 
+class DeskConfig(_Section):
+    """The agent desk in the browser (`/desk/`) and its sessions."""
+
+    session_ttl_s: int = Field(default=12 * 3600, ge=60, le=7 * 86400)
+    """A desk session (agent id + PIN at the page) lasts this long, then the page asks
+    for the PIN again."""
+    history_days: int = Field(default=30, ge=1, le=366)
+    """The screen pop lists the caller's contacts of this many days."""
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -444,6 +480,7 @@ class Config(_Section):
     license: LicenseConfig = LicenseConfig()
     reports: ReportsConfig = ReportsConfig()
     tls: TlsConfig = TlsConfig()
+    desk: DeskConfig = DeskConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

@@ -29,11 +29,14 @@ from ccserver import secrets as secrets_mod
 from ccserver.acd import Acd
 from ccserver.api.app import make_app
 from ccserver.api.audit import AuditLog
+from ccserver.api.sessions import Sessions
 from ccserver.calls import recovery, routing, stasis
 from ccserver.calls.center import CallCenter
+from ccserver.calls.desk import DeskFeed
 from ccserver.calls.journal import Journal
 from ccserver.center_backend import CenterBackend
-from ccserver.config import Config
+from ccserver.config import BROWSER_PHONE_PREFIX, Config
+from ccserver.desk_streams import RedisDeskStreams
 from ccserver.history import History
 from ccserver.ivr.loader import load_flows, warm_prompts
 from ccserver.ivr.notices import NoticeBoard
@@ -46,6 +49,8 @@ from ccserver.telephony.ari import AriClient, AriEvent
 from ccserver.telephony.rest import AriRest
 
 logger = logging.getLogger("ccserver.controller")
+DESK_VENDOR_DIR = Path(__file__).resolve().parents[1] / "web" / "node_modules"
+"""The desk page's npm packages (`make web`), in the source tree ccserver runs from."""
 
 
 class Controller:
@@ -84,6 +89,14 @@ class Controller:
         ledger = seats.SeatLedger(
             _license_in_force(config), expiry_warning_days=config.license.expiry_warning_days
         )
+        self.desk = DeskFeed(
+            RedisDeskStreams(self.store.redis),
+            history=self.history,
+            notices=self.notices,
+            history_days=config.desk.history_days,
+            queues={q.name: q for q in config.acd.queues},
+        )
+        self.sip_passwords = dict(secrets.agent_passwords)
         self.center = CallCenter(
             config=config,
             ari=AriRest(self.ari),
@@ -97,6 +110,7 @@ class Controller:
             notices=self.notices,
             pins=dict(secrets.agent_pins),
             lookups=self.lookups,
+            desk=self.desk,
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 
@@ -128,7 +142,7 @@ class Controller:
         device = event.fields.get("Device", "")
         if event.name == "DeviceStateChange" and device.startswith("PJSIP/"):
             phone, state = device.removeprefix("PJSIP/"), event.fields.get("State", "")
-            if phone in self.config.phones.ids:
+            if phone in self.config.phones.ids or phone.startswith(BROWSER_PHONE_PREFIX):
                 task = asyncio.create_task(self._device_state(phone, state))
                 self._device_tasks.add(task)
                 task.add_done_callback(self._device_tasks.discard)
@@ -179,7 +193,13 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
-        app = make_app(CenterBackend(self.center), self.api_tokens, audit)
+        app = make_app(
+            CenterBackend(self.center, sip_passwords=self.sip_passwords),
+            self.api_tokens,
+            audit,
+            sessions=Sessions(self.store.redis, self.config.desk.session_ttl_s),
+            vendor_dir=DESK_VENDOR_DIR,
+        )
         app.router.add_get("/healthz", self._healthz)
         instruments.declare(q.name for q in self.config.acd.queues)
         app.router.add_get("/metrics", collector.handler(self))
@@ -194,6 +214,7 @@ class Controller:
         await site.start()
         for flow in {id(f): f for f in self.center.flows.values()}.values():
             await asyncio.to_thread(warm_prompts, flow, self.prompts)  # callers never wait
+        self.center.spawn(self.desk.run(a.id for a in self.config.agents), "desk-feed")
         await self.ami.start()
         await self.ari.start()
         self.center.spawn(routing.tick_forever(self.center), "acd-ticker")

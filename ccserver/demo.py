@@ -131,6 +131,9 @@ def where_to_look(stack: Stack, work: Path) -> str:
             f"{config.hotline.numbers[0]}; press 1, then {account}# to hear a bill",
             f"  be an agent            register phone {first} at {sip} with its password "
             f"from agent_passwords in {secrets.path_in(stack.run_dir)}",
+            f"  agent desk             {tls.controller_url(config, '/desk/')} in Chromium or "
+            f"Firefox: log in as agent {first} with its PIN (agent_pins in "
+            f"{secrets.path_in(stack.run_dir)}); calls ring in the page",
             f"  REST API               tokens (agent, supervisor, admin) under api_tokens in "
             f"{secrets.path_in(stack.run_dir)}; e.g. curl -H 'Authorization: Bearer …' "
             f"{tls.controller_url(config, '/api/v1/queues')}",

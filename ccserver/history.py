@@ -86,6 +86,10 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS agent_events_at ON agent_events (at);
     CREATE INDEX IF NOT EXISTS agent_events_agent ON agent_events (agent, at);
     """,
+    # 2: the desk's screen pop lists a caller's recent contacts
+    """
+    CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, arrived_at);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -243,6 +247,17 @@ class History:
             (_low(since), _high(until), limit),
         )
         return [_call_dict(row) for row in rows]
+
+    def contacts(self, caller: str, since: float, *, limit: int = 20) -> list[dict[str, Any]]:
+        """The calls from `caller` that arrived since `since`, newest first, each: call_id,
+        arrived_at, queue, agent, outcome, disposition, survey_score."""
+        rows = self._read(
+            "SELECT call_id, arrived_at, queue, agent, outcome, survey_score, "
+            "json_extract(record, '$.disposition') AS disposition FROM calls "
+            "WHERE caller = ? AND arrived_at >= ? ORDER BY arrived_at DESC LIMIT ?",
+            (caller, since, limit),
+        )
+        return [dict(row) for row in rows]
 
     def agent_events(
         self, agent: str | None = None, since: float | None = None, until: float | None = None

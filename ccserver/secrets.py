@@ -1,8 +1,9 @@
 """Secrets generated at first start and kept in the run dir — never defaults, never in git.
 
 One JSON file, mode 0600, holding the ARI password, the AMI secret, one SIP password per
-phone, one login PIN per agent (6 digits, typed on a phone keypad after `*11`) and the REST
-API's bearer tokens (`admin`, `supervisor`, and `agent:<id>` for each agent). New phones
+phone and per agent's browser desk (`web<id>`), one login PIN per agent (6 digits, typed
+on a phone keypad after `*11`) and the REST API's bearer tokens (`admin`, `supervisor`,
+and `agent:<id>` for each agent). New phones
 and agents get theirs when they first appear; existing secrets never change behind a
 running stack's back.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ccserver.config import browser_phone
 from ccserver.errors import ConfigError
 
 FILE_NAME = "secrets.json"
@@ -38,10 +40,12 @@ class Secrets:
     """Token name (`admin`, `supervisor`, `agent:<id>`) → bearer token."""
 
     def ensure_agents(self, phone_ids: list[str], agent_ids: list[str] | None = None) -> bool:
-        """Give every listed phone a SIP password and every agent a PIN and an API token,
-        and make the admin and supervisor tokens; return True when something was added."""
-        added = _fill(self.agent_passwords, phone_ids, _token)
+        """Give every listed phone and every agent's browser desk a SIP password, every
+        agent a PIN and an API token, and make the admin and supervisor tokens; return True
+        when something was added."""
         agents = phone_ids if agent_ids is None else agent_ids
+        browsers = [browser_phone(a) for a in agents]
+        added = _fill(self.agent_passwords, [*phone_ids, *browsers], _token)
         added |= _fill(self.agent_pins, agents, _pin)
         names = ["admin", "supervisor", *(f"agent:{a}" for a in agents)]
         added |= _fill(self.api_tokens, names, _token)

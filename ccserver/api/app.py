@@ -1,4 +1,5 @@
-"""`make_app`: the REST API v1 as an aiohttp application, ready to mount or run.
+"""`make_app`: the REST API v1 as an aiohttp application, ready to mount or run, with the
+desk's event channel (`/api/v1/events`, a WebSocket) and the desk page (`/desk/`).
 
 One middleware wraps every request, so that every answer, even aiohttp's own 404 and 405,
 is the same JSON error shape (`{"error": slug, "message": ...}`), and every write request is
@@ -9,10 +10,15 @@ validates the body before the handler runs.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler as AiohttpHandler
@@ -23,7 +29,8 @@ from ccserver.api import openapi
 from ccserver.api.audit import AuditLog
 from ccserver.api.auth import ApiError, Principal, RateLimiter, TokenTable
 from ccserver.api.backend import ApiBackend
-from ccserver.api.routes import ROUTES, Ctx, Route, Services
+from ccserver.api.routes import PREFIX, ROUTES, Ctx, Route, Services
+from ccserver.api.sessions import Sessions
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 
@@ -32,13 +39,30 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 64 * 1024  # the largest body we take is a few hundred bytes
 PRINCIPAL = web.RequestKey("principal", Principal)
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
+DESK_DIR = Path(__file__).with_name("static") / "desk"
+HELLO_TIMEOUT_S = 10.0
+WS_AUTH_FAILED = 4401  # WebSocket close codes 4000-4999 are the application's
+WS_REFUSED = 4403
+DESK_CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
+    "img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+)
 
 
-def make_app(backend: ApiBackend, tokens: Mapping[str, str], audit: AuditLog) -> web.Application:
-    """The API under `/api/v1`. `tokens` is `Secrets.api_tokens` (name → token). Each app
-    has its own rate limits: 5 failures a minute of tokens per remote address, and of PINs
-    per token name."""
-    services = Services(backend, RateLimiter(), openapi.document(ROUTES))
+def make_app(
+    backend: ApiBackend,
+    tokens: Mapping[str, str],
+    audit: AuditLog,
+    *,
+    sessions: Sessions | None = None,
+    vendor_dir: Path | None = None,
+) -> web.Application:
+    """The API under `/api/v1`. `tokens` is `Secrets.api_tokens` (name → token);
+    `sessions`: the desk sessions (None: no desk logins); `vendor_dir`: the desk page's npm
+    packages (`web/node_modules`), served under `/desk/vendor/`. Each app has its own rate
+    limits: 5 failures a minute of tokens per remote address, and of PINs per token name
+    (per address for desk logins)."""
+    services = Services(backend, RateLimiter(), openapi.document(ROUTES), sessions)
     table = TokenTable(tokens)
     auth = RateLimiter()
     app = web.Application(middlewares=[_errors_and_audit(audit)], client_max_size=MAX_BODY_BYTES)
@@ -49,7 +73,102 @@ def make_app(backend: ApiBackend, tokens: Mapping[str, str], audit: AuditLog) ->
             _endpoint(route, services, table, auth),
             name=route.operation_id,
         )
+    app.router.add_get(PREFIX + "/events", _events(services, table, auth), name="events")
+    app.router.add_get("/desk", _desk_redirect)
+    app.router.add_get("/desk/", _desk_page)
+    if vendor_dir is not None and vendor_dir.is_dir():
+        app.router.add_static("/desk/vendor/", vendor_dir)
+    app.router.add_static("/desk/", DESK_DIR)
     return app
+
+
+async def _desk_redirect(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/desk/")
+
+
+async def _desk_page(request: web.Request) -> web.StreamResponse:
+    """The desk page; its policy lets it load only this origin's scripts and styles."""
+    return web.FileResponse(
+        DESK_DIR / "index.html",
+        headers={"Content-Security-Policy": DESK_CSP, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _events(services: Services, table: TokenTable, limiter: RateLimiter) -> AiohttpHandler:
+    """The desk's event channel. The browser can't send headers on a WebSocket, so the
+    token comes in the first message, `{"token": …, "after": <last seq seen> | null,
+    "agent": <id, supervisors only>}`, never in the URL; a page of another origin is
+    refused. Then the channel sends JSON events (`DeskFeed.stream`) until either side
+    closes or the session expires."""
+
+    async def events(request: web.Request) -> web.StreamResponse:
+        _same_origin(request)
+        ws = web.WebSocketResponse(heartbeat=20.0)
+        await ws.prepare(request)
+        try:
+            hello = json.loads((await ws.receive(timeout=HELLO_TIMEOUT_S)).data)
+            principal = await _principal(request, str(hello["token"]), table, limiter, services)
+            agent = principal.agent_id or str(hello.get("agent") or "")
+            after = hello.get("after")
+            if after is not None and (not isinstance(after, int) or after < 0):
+                raise CCServerError(
+                    "`after` is a sequence number (≥ 0) or null", slug="input-invalid"
+                )
+            stream = services.backend.desk_events(agent, after)
+        except CCServerError as exc:
+            code = WS_AUTH_FAILED if exc.status == 401 else WS_REFUSED
+            await ws.send_json({"type": "error", "error": exc.slug, "message": exc.message})
+            await ws.close(code=code, message=exc.slug.encode())
+            return ws
+        except (TimeoutError, ValueError, TypeError, KeyError):
+            await ws.send_json(
+                {
+                    "type": "error",
+                    "error": "hello-invalid",
+                    "message": 'send {"token": …, "after": null} first',
+                }
+            )
+            await ws.close(code=WS_REFUSED, message=b"hello-invalid")
+            return ws
+        await _pump(ws, stream, principal.expires_at)
+        return ws
+
+    return events
+
+
+async def _pump(ws: web.WebSocketResponse, stream: Any, expires_at: float | None) -> None:
+    """Send the stream's events until the client goes, or its session ends."""
+
+    async def send() -> None:
+        async for event in stream:
+            await ws.send_json(event)
+
+    async def listen() -> None:
+        async for _ in ws:  # nothing to read after the hello; this ends when it closes
+            pass
+
+    tasks = [asyncio.create_task(send()), asyncio.create_task(listen())]
+    timeout = None if expires_at is None else max(0.0, expires_at - time.time())
+    try:
+        await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await task
+        with contextlib.suppress(ConnectionError):
+            await stream.aclose()
+        if not ws.closed:
+            await ws.close(code=WS_AUTH_FAILED, message=b"session-expired")
+
+
+def _same_origin(request: web.Request) -> None:
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        raise CCServerError(
+            f"a page of {origin} may not open this channel", slug="origin-refused", status=403
+        )
 
 
 def _errors_and_audit(audit: AuditLog) -> Middleware:
@@ -104,19 +223,20 @@ def _endpoint(
     async def endpoint(request: web.Request) -> web.StreamResponse:
         principal = None
         if route.role is not None:
-            principal = _authenticate(request, table, limiter)
+            principal = await _authenticate(request, table, limiter, services)
             request[PRINCIPAL] = principal
             _authorize(route, principal, request.match_info)
         body = _parse_body(route.body, await request.read()) if route.body else None
-        result = await route.handler(Ctx(services, principal, request.match_info, body))
+        ctx = Ctx(services, principal, request.match_info, body, request.remote or "")
+        result = await route.handler(ctx)
         return web.json_response(result, status=route.status)
 
     return endpoint
 
 
-def _authenticate(request: web.Request, table: TokenTable, limiter: RateLimiter) -> Principal:
-    key = f"auth:{request.remote}"
-    limiter.check(key, "authentication attempts")
+async def _authenticate(
+    request: web.Request, table: TokenTable, limiter: RateLimiter, services: Services
+) -> Principal:
     header = request.headers.get(hdrs.AUTHORIZATION)
     if header is None:
         raise ApiError(
@@ -127,7 +247,21 @@ def _authenticate(request: web.Request, table: TokenTable, limiter: RateLimiter)
             headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="ccserver"'},
         )
     scheme, _, token = header.strip().partition(" ")
-    principal = table.find(token.strip()) if scheme.lower() == "bearer" and token else None
+    if scheme.lower() != "bearer":
+        token = ""
+    return await _principal(request, token.strip(), table, limiter, services)
+
+
+async def _principal(
+    request: web.Request, token: str, table: TokenTable, limiter: RateLimiter, services: Services
+) -> Principal:
+    """Whose token this is: a configured token, else a desk session; failures are
+    rate-limited per remote address."""
+    key = f"auth:{request.remote}"
+    limiter.check(key, "authentication attempts")
+    principal = table.find(token) if token else None
+    if principal is None and token and services.sessions is not None:
+        principal = await services.sessions.find(token)
     if principal is None:
         limiter.fail(key)
         log(logger, "api.auth_failed", logging.WARNING, remote=request.remote, path=request.path)

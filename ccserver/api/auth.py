@@ -43,6 +43,8 @@ class Principal:
     name: str  # the token name, e.g. `agent:1001`
     role: Role
     agent_id: str | None = None  # set for agent tokens only
+    session: str | None = None  # a desk session's key (its PIN is proven); None: a token
+    expires_at: float | None = None  # a desk session's end
 
     def may_act_for(self, agent_id: str) -> bool:
         """Supervisors act for every agent; an agent only for itself."""

@@ -6,6 +6,7 @@ meet are `CCServerError`s with the slugs named below, and the API answers with t
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 
@@ -50,8 +51,46 @@ class ApiBackend(Protocol):
         """The calls in progress."""
         ...
 
-    async def call(self, call_id: str) -> dict[str, Any]:
-        """One call, live or from history, with its "events"; raises call-unknown (404)."""
+    async def call(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        """One call, live or from history, with its "events"; raises call-unknown (404).
+        `agent`: the reader is that agent, who may read only a call it was offered or
+        talked on (forbidden, 403)."""
+        ...
+
+    async def screen(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        """The call's screen pop (`ccserver.calls.desk.call_context` plus `pop`: the
+        caller's recent contacts and the notices that reach it); errors as `call`."""
+        ...
+
+    async def hold(self, call_id: str, *, on: bool, by: str) -> dict[str, Any]:
+        """Hold (`on`) or take off hold a connected call and return it; raises
+        call-unknown (404), forbidden (403: not this agent's call), invalid-state (409:
+        not connected), call-gone (409)."""
+        ...
+
+    async def dispose(
+        self, call_id: str, *, code: str, note: str | None, by: str
+    ) -> dict[str, Any]:
+        """Record the wrap-up disposition of a call the agent talked on (live or ended)
+        and return it; raises call-unknown (404), forbidden (403), input-invalid (400: not
+        a code of the call's queue)."""
+        ...
+
+    async def desk_login(
+        self, agent_id: str, *, pin: str, device: str, phone: str | None
+    ) -> dict[str, Any]:
+        """Check the agent's PIN and log it in, not ready, where its calls are to ring:
+        its browser phone (`device="browser"`) or a desk phone (`phone`, else its own).
+        An agent already logged in there stays as it is (a reloaded page); one logged in
+        at another phone moves here. Returns `agent` (as `agent()`), `sip` (the browser
+        phone's account, or None) and `language`; raises pin-invalid (403), agent-unknown
+        (404), phone-unknown (404), agent-on-call (409: a call holds it at another phone),
+        license-seats-exhausted (409)."""
+        ...
+
+    def desk_events(self, agent_id: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
+        """The agent's desk events: a snapshot, then those after `after`, then each new
+        one as it happens (`ccserver.calls.desk.DeskFeed.stream`)."""
         ...
 
     async def transfer(

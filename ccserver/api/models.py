@@ -148,3 +148,55 @@ class WhoAmI(BaseModel):
 
 class OpenApiDocument(_Open):
     openapi: str
+
+
+class DeskLogin(BaseModel):
+    """Open a desk session: the agent's id and PIN (the same as on a phone), and where its
+    calls ring: in the page (`browser`, WebRTC) or on a desk `phone` (default: its own)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str = Field(pattern=r"^[0-9]{3,8}$")
+    pin: str = Field(min_length=1, max_length=32)
+    device: Literal["browser", "phone"] = "browser"
+    phone: str | None = Field(default=None, min_length=1, max_length=64)
+
+
+class SipAccount(BaseModel):
+    uri: str = Field(description="the browser phone's SIP URI, e.g. `sip:web1001@127.0.0.1`")
+    ws: str = Field(description="Asterisk's SIP-over-WebSocket address")
+    user: str
+    password: str
+
+
+class DeskSession(BaseModel):
+    token: str = Field(description="the session's bearer token (agent role, this agent only)")
+    expires_at: float = Field(description="epoch seconds; log in again after it")
+    agent: Agent
+    sip: SipAccount | None = Field(description="the browser phone; null for a desk phone")
+    language: str = Field(description="the center's language (`acd.language`): zh or en")
+
+
+class Disposition(BaseModel):
+    """Close a call in wrap-up: one of its queue's codes (`dispositions` of the screen pop)
+    and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=64)
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class Screen(_Open):
+    """The screen pop: the call as the desk shows it (caller, queue, wait, the IVR's path,
+    what the caller entered and heard, why this agent) with the caller's recent contacts
+    and the outage notices that reach the caller."""
+
+    id: str
+    caller: str | None = None
+    queue: str | None = None
+    state: str
+    why: str | None = None
+    ivr: dict[str, object] = Field(default_factory=dict)
+    dispositions: list[str] = Field(default_factory=list)
+    pop: dict[str, object] = Field(default_factory=dict, description="contacts, notices")

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ccserver.api import models
 from ccserver.api.auth import ApiError, Principal, RateLimiter, Role
 from ccserver.api.backend import ApiBackend
+from ccserver.api.sessions import Sessions
 from ccserver.errors import CCServerError
 
 PREFIX = "/api/v1"
@@ -24,11 +25,13 @@ PREFIX = "/api/v1"
 
 @dataclass(frozen=True)
 class Services:
-    """What handlers share: the backend, the PIN rate limit, the OpenAPI document."""
+    """What handlers share: the backend, the PIN rate limit, the OpenAPI document, the
+    desk sessions (None without Redis)."""
 
     backend: ApiBackend
     pin_limiter: RateLimiter
     document: dict[str, Any]
+    sessions: Sessions | None = None
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class Ctx:
     principal: Principal | None  # None on public routes only
     params: Mapping[str, str]
     body: BaseModel | None
+    remote: str = ""  # the client's address, for rate limits of public routes
 
     @property
     def who(self) -> Principal:
@@ -93,7 +97,8 @@ async def _agent_state(ctx: Ctx) -> Any:
     Wrong PINs count against the token's rate limit."""
     body, who = ctx.body, ctx.who
     assert isinstance(body, models.AgentStateRequest)
-    if body.action == "login" and body.pin is None and who.role < Role.SUPERVISOR:
+    proven = who.session is not None  # a desk session was opened with the PIN
+    if body.action == "login" and body.pin is None and who.role < Role.SUPERVISOR and not proven:
         raise ApiError(
             "an agent logging in through the API gives its PIN (`pin`), the same as on a phone",
             slug="pin-required",
@@ -131,7 +136,63 @@ async def _calls(ctx: Ctx) -> Any:
 
 
 async def _call(ctx: Ctx) -> Any:
-    return await ctx.services.backend.call(ctx.params["id"])
+    return await ctx.services.backend.call(ctx.params["id"], agent=_reader(ctx.who))
+
+
+async def _screen(ctx: Ctx) -> Any:
+    return await ctx.services.backend.screen(ctx.params["id"], agent=_reader(ctx.who))
+
+
+def _reader(who: Principal) -> str | None:
+    """The agent an agent token reads for (its own calls only); None for supervisors."""
+    return None if who.role >= Role.SUPERVISOR else who.agent_id
+
+
+async def _hold(ctx: Ctx) -> Any:
+    return await ctx.services.backend.hold(ctx.params["id"], on=True, by=ctx.who.name)
+
+
+async def _unhold(ctx: Ctx) -> Any:
+    return await ctx.services.backend.hold(ctx.params["id"], on=False, by=ctx.who.name)
+
+
+async def _disposition(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.Disposition)
+    return await ctx.services.backend.dispose(
+        ctx.params["id"], code=body.code, note=body.note, by=ctx.who.name
+    )
+
+
+async def _desk_login(ctx: Ctx) -> Any:
+    """The PIN is checked by the backend; wrong ones count against the client's address
+    (there is no token yet), and the center's PIN guard counts them per agent too."""
+    body = ctx.body
+    assert isinstance(body, models.DeskLogin)
+    sessions = _sessions(ctx)
+    limiter, key = ctx.services.pin_limiter, f"pin:{ctx.remote}"
+    limiter.check(key, "PIN attempts")
+    try:
+        desk = await ctx.services.backend.desk_login(
+            body.agent, pin=body.pin, device=body.device, phone=body.phone
+        )
+    except CCServerError as exc:
+        if exc.slug == "pin-invalid":
+            limiter.fail(key)
+        raise
+    token, expires_at = await sessions.open(body.agent)
+    return {"token": token, "expires_at": expires_at, **desk}
+
+
+async def _desk_logout(ctx: Ctx) -> Any:
+    await _sessions(ctx).close(ctx.who)
+    return {"deleted": ctx.who.session or ctx.who.name}
+
+
+def _sessions(ctx: Ctx) -> Sessions:
+    if ctx.services.sessions is None:
+        raise ApiError("desk sessions need Redis", slug="sessions-unavailable", status=503)
+    return ctx.services.sessions
 
 
 async def _transfer(ctx: Ctx) -> Any:
@@ -175,6 +236,12 @@ async def _delete_notice(ctx: Ctx) -> Any:
 _AGENT_ID = (("id", "the agent's id, e.g. `1001`"),)
 _CALL_ID = (("id", "the call's id"),)
 _BODY_ERRORS = ((400, "body-invalid"), (400, "input-invalid"), (413, "body-too-large"))
+_HOLD_ERRORS = (
+    (403, "forbidden"),
+    (404, "call-unknown"),
+    (409, "invalid-state"),
+    (409, "call-gone"),
+)
 
 ROUTES: tuple[Route, ...] = (
     Route(
@@ -280,10 +347,103 @@ ROUTES: tuple[Route, ...] = (
         _call,
         "getCall",
         "One call, live or from history, with its events.",
-        Role.SUPERVISOR,
+        Role.AGENT,
         models.CallDetail,
         params=_CALL_ID,
-        errors=((404, "call-unknown"),),
+        errors=((403, "forbidden"), (404, "call-unknown")),
+        details="An agent token reads only the calls it was offered or talked on.",
+    ),
+    Route(
+        "GET",
+        "/calls/{id}/screen",
+        _screen,
+        "getCallScreen",
+        "The call's screen pop: caller, queue, wait, IVR path and inputs, why this agent, "
+        "the caller's recent contacts and the notices that reach it.",
+        Role.AGENT,
+        models.Screen,
+        params=_CALL_ID,
+        errors=((403, "forbidden"), (404, "call-unknown"), (503, "desk-unavailable")),
+        details="An agent token reads only the calls it was offered or talked on. "
+        "`pop.contacts`: the caller's calls of the last `desk.history_days` days, newest "
+        "first (date, queue, agent, outcome, disposition, survey score).",
+    ),
+    Route(
+        "POST",
+        "/calls/{id}/hold",
+        _hold,
+        "holdCall",
+        "Put the caller of a connected call on hold: the caller hears music.",
+        Role.AGENT,
+        models.Call,
+        params=_CALL_ID,
+        errors=_HOLD_ERRORS,
+        details="An agent token may hold only its own call. Holding a held call changes "
+        "nothing. Answers the call (`held`: true).",
+    ),
+    Route(
+        "POST",
+        "/calls/{id}/unhold",
+        _unhold,
+        "unholdCall",
+        "Take a held caller off hold: caller and agent talk again.",
+        Role.AGENT,
+        models.Call,
+        params=_CALL_ID,
+        errors=_HOLD_ERRORS,
+    ),
+    Route(
+        "POST",
+        "/calls/{id}/disposition",
+        _disposition,
+        "disposeCall",
+        "Close a call with a disposition code and an optional note (wrap-up).",
+        Role.AGENT,
+        models.Call,
+        body=models.Disposition,
+        params=_CALL_ID,
+        errors=(*_BODY_ERRORS, (403, "forbidden"), (404, "call-unknown")),
+        details="`code` is one of the call's queue's `dispositions` (the screen pop lists "
+        "them). Works on a live or an ended call; a later one replaces it. An agent token "
+        "may close only a call it talked on. The code and note go to the call's record in "
+        "the history, where `ccserver report` counts same-matter repeat calls.",
+    ),
+    Route(
+        "POST",
+        "/desk/session",
+        _desk_login,
+        "openDeskSession",
+        "Log in at the desk: agent id and PIN give a session token (agent role).",
+        None,
+        models.DeskSession,
+        status=201,
+        body=models.DeskLogin,
+        errors=(
+            *_BODY_ERRORS,
+            (403, "pin-invalid"),
+            (404, "agent-unknown"),
+            (404, "phone-unknown"),
+            (409, "agent-on-call"),
+            (409, "license-seats-exhausted"),
+            (429, "rate-limited"),
+            (503, "sessions-unavailable"),
+        ),
+        details="The agent is logged in, not ready, where its calls will ring: `browser` "
+        "(the page's WebRTC phone; `sip` is its account) or a desk `phone`; an agent "
+        "logged in at another phone moves here (not in a call). The token "
+        "lasts `desk.session_ttl_s`; send it as `Authorization: Bearer`, never in a cookie. "
+        "Wrong PINs are rate-limited per client address and per agent.",
+    ),
+    Route(
+        "DELETE",
+        "/desk/session",
+        _desk_logout,
+        "closeDeskSession",
+        "End this desk session (its token stops working at once).",
+        Role.AGENT,
+        models.Deleted,
+        errors=((503, "sessions-unavailable"),),
+        details="Log the agent out first (`POST /agents/{id}/state`) if it is leaving.",
     ),
     Route(
         "POST",

@@ -81,6 +81,39 @@ async def agent_action(
         return view
 
 
+async def desk_login(
+    center: CallCenter, agent_id: str, *, pin: str, phone: str | None, by: str
+) -> dict[str, Any]:
+    """Log an agent in from its desk page, after checking its PIN, not ready (it says
+    ready once its phone is registered). An agent logged in at that phone stays as it is
+    (the page was reloaded); one logged in at another phone moves to this one, unless a
+    call holds it there. `phone` None: the agent's own desk phone."""
+    async with center.transaction(persist="now"):
+        now = time.time()
+        acd = center.acd
+        acd.agent(agent_id)
+        _check_pin(center, agent_id, pin, source=by, now=now)
+        target = phone or acd.agents[agent_id].phone or _default_phone(center, agent_id)
+        state = acd.state(agent_id)
+        if state != "logged-out" and acd.agents[agent_id].phone == target:
+            return acd.agent_view(agent_id)
+        if state in ("reserved", "busy"):
+            raise AcdError(
+                f"agent {agent_id} is on a call at phone {acd.agents[agent_id].phone}; "
+                "log in here when it is over",
+                slug="agent-on-call",
+            )
+        if state != "logged-out":
+            acd.logout(agent_id, now)
+        acd.login(agent_id, target, now, ready=False)
+        view = acd.agent_view(agent_id)
+        log(logger, "agent.action", agent=agent_id, action="login", by=by, state=view["state"])
+        await center.journal.agent_event(
+            agent_id, "login", agent=agent_id, by=by, state=view["state"], reason=""
+        )
+        return view
+
+
 def _default_phone(center: CallCenter, agent_id: str) -> str:
     phone = next((a.phone for a in center.config.agents if a.id == agent_id), None)
     if phone is None:

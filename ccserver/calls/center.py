@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from ccserver.acd import Acd, PinGuard
+from ccserver.calls.desk import DeskFeed
 from ccserver.calls.journal import Journal
 from ccserver.calls.media import Media
 from ccserver.calls.model import (
@@ -119,10 +121,12 @@ class CallCenter:
         notices: NoticeBoard | None = None,
         pins: Mapping[str, str] | None = None,
         lookups: aiohttp.ClientSession | None = None,
+        desk: DeskFeed | None = None,
     ) -> None:
         """`flows`: dialled number -> IVR flow; `notices`: the outage notice board (needs
         Redis); `pins`: agent id -> PIN; `lookups`: the HTTP session the flows' lookups
-        use (needed when there are flows)."""
+        use (needed when there are flows); `desk`: the agents' desk events, told of every
+        commit."""
         self.config = config
         self.ari = ari
         self.journal = journal
@@ -133,6 +137,7 @@ class CallCenter:
         self.notices = notices
         self.pins: Mapping[str, str] = pins or {}
         self.lookups = lookups
+        self.desk = desk
         self.media = Media(ari)
         self.strict = config.controller.strict_states
         self.calls: dict[str, Call] = {}
@@ -177,6 +182,8 @@ class CallCenter:
 
     async def _commit(self, persist: Persist) -> None:
         await self.routes.dispatch(self)
+        if self.desk is not None:
+            self.desk.observe(self.calls, self.acd, time.time())
         if persist == "now":
             await self.persist()
         else:

@@ -175,6 +175,9 @@ class Call:
     survey_score: int | None = None
     handled_by: str | None = None  # "ivr" once a self-service node served the caller
     consult: dict[str, Any] | None = None  # an attended transfer: agent, leg, from_queue
+    held: bool = False  # the agent put the caller on hold (the caller hears music)
+    disposition: str | None = None  # the agent's wrap-up code (the queue's `dispositions`)
+    note: str | None = None  # the agent's wrap-up note
 
     @property
     def wait_s(self) -> float | None:

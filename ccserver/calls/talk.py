@@ -128,6 +128,7 @@ def end_talk(center: CallCenter, call: Call, now: float, *, wrap_up_s: float | N
         talk_s = None if call.connected_at is None else now - call.connected_at
         instruments.talk(call.queue, talk_s, center.acd.queue_config(call.queue).wrap_up_s)
     center.acd.router.complete(call.id, now, wrap_up_s=wrap_up_s)
+    call.held = False
 
 
 async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by: str) -> None:

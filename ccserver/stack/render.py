@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccserver import tls
-from ccserver.config import Config
+from ccserver.config import Config, browser_phone
 from ccserver.errors import StackError
 from ccserver.secrets import Secrets
 from ccserver.telephony.ami import WATCHED_EVENTS
@@ -115,6 +115,21 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
         )
         for agent_id in config.phones.ids
     )
+    browser_part = (TEMPLATES / "webrtc.conf.part").read_text(encoding="utf-8")
+    browsers = "".join(
+        fill(
+            browser_part,
+            {
+                "id": browser_phone(agent.id),
+                "agent": agent.id,
+                "bind": config.stack.bind,
+                "password": secrets.agent_passwords[browser_phone(agent.id)],
+                "rtp_timeout": str(config.phones.rtp_timeout_s),
+            },
+            "webrtc.conf.part",
+        )
+        for agent in config.agents
+    )
     hotline = "\n".join(
         f"exten => {number},1,Goto(ccserver-hotline,${{EXTEN}},1)"
         for number in config.hotline.numbers
@@ -149,6 +164,7 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
         "ami_events": "|".join(WATCHED_EVENTS),
         "caller_match": config.stack.bind,
         "agent_endpoints": agents,
+        "browser_endpoints": browsers,
         "tls_transport": tls_transport(config),
         "hotline_extens": hotline,
         "app": config.controller.app,

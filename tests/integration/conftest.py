@@ -241,13 +241,15 @@ def start_stack(
     prometheus: bool = False,
     tls: dict[str, Any] | None = None,
     phones: dict[str, Any] | None = None,
+    asterisk: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
     `acd` replaces the queue and agent set-up (default: `ONE_QUEUE`, one agent per phone);
     `ivr` the IVR section (default: no flows, so calls go straight to their queue);
     `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
-    `tls` is the `[tls]` section (default: off); `phones` adds to the phones section."""
+    `tls` is the `[tls]` section (default: off); `phones` adds to the phones section,
+    `asterisk` to the asterisk one."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -266,6 +268,7 @@ def start_stack(
             "rtp_port_start": rtp_start,
             "rtp_port_end": rtp_end,
             "maxcalls": 300,
+            **(asterisk or {}),
         },
         "redis": {"port": free_port()},
         "prometheus": {"enabled": prometheus, "port": free_port()},

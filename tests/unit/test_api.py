@@ -10,6 +10,7 @@ audited, refusals included, with secrets redacted; failed tokens and PINs are ra
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import stat
@@ -28,6 +29,7 @@ from ccserver.api.app import MAX_BODY_BYTES, make_app
 from ccserver.api.audit import AuditLog
 from ccserver.api.auth import RateLimiter, TokenTable
 from ccserver.api.routes import PREFIX, ROUTES
+from ccserver.api.sessions import Sessions
 from ccserver.errors import CCServerError
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
@@ -133,11 +135,73 @@ class MemoryBackend:
     def calls(self) -> list[dict[str, Any]]:
         return list(self.live.values())
 
-    async def call(self, call_id: str) -> dict[str, Any]:
+    async def call(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        found = self._readable(call_id, agent)
+        return {**found, "events": [{"at": 1.0, "kind": "enter", "queue": "95598"}]}
+
+    async def screen(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
+        found = self._readable(call_id, agent)
+        return {**found, "dispositions": ["other"], "pop": {"contacts": [], "notices": []}}
+
+    def _readable(self, call_id: str, agent: str | None) -> dict[str, Any]:
         found = self.live.get(call_id) or self.past.get(call_id)
         if found is None:
             raise CCServerError(f"no call {call_id}", slug="call-unknown", status=404)
-        return {**found, "events": [{"at": 1.0, "kind": "enter", "queue": "95598"}]}
+        if agent is not None and agent != found.get("agent"):
+            raise CCServerError("not your call", slug="forbidden", status=403)
+        return found
+
+    async def hold(self, call_id: str, *, on: bool, by: str) -> dict[str, Any]:
+        call = self._own(call_id, by)
+        call["held"] = on
+        self.actions.append((call_id, "hold" if on else "unhold", by))
+        return call
+
+    async def dispose(
+        self, call_id: str, *, code: str, note: str | None, by: str
+    ) -> dict[str, Any]:
+        call = self._own(call_id, by)
+        if code != "other":
+            raise CCServerError("no such code", slug="input-invalid", status=400)
+        call.update(disposition=code, note=note)
+        self.actions.append((call_id, f"disposition:{code}", by))
+        return call
+
+    def _own(self, call_id: str, by: str) -> dict[str, Any]:
+        call = self.live.get(call_id)
+        if call is None:
+            raise CCServerError(f"no live call {call_id}", slug="call-unknown", status=404)
+        if by.startswith("agent:") and by.removeprefix("agent:") != call["agent"]:
+            raise CCServerError("not your call", slug="forbidden", status=403)
+        return call
+
+    async def desk_login(
+        self, agent_id: str, *, pin: str, device: str, phone: str | None
+    ) -> dict[str, Any]:
+        agent = self.agent(agent_id)
+        if pin != PINS[agent_id]:
+            raise CCServerError("wrong PIN", slug="pin-invalid", status=403)
+        target = f"web{agent_id}" if device == "browser" else phone or agent_id
+        if agent["state"] == "logged-out":
+            agent.update(state="not-ready", phone=target)
+        sip = (
+            {
+                "uri": f"sip:{target}@127.0.0.1",
+                "ws": "ws://127.0.0.1:1/ws",
+                "user": target,
+                "password": "sip-secret",
+            }
+            if device == "browser"
+            else None
+        )
+        return {"agent": agent, "sip": sip, "language": "zh"}
+
+    async def desk_events(self, agent_id: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
+        self.agent(agent_id)
+        yield {"type": "snapshot", "seq": 2, "agent": agent_id, "view": {}, "call": None}
+        for seq in range(1 if after is None else after + 1, 3):
+            yield {"type": "agent.state", "seq": seq, "agent": agent_id}
+        await asyncio.Event().wait()  # live events: none come
 
     async def transfer(
         self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
@@ -232,7 +296,8 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     )
     await redis.hset(KEY, seeded.id, seeded.model_dump_json())
     backend, audit = MemoryBackend(NoticeBoard(redis, prompts)), AuditLog(tmp_path / "audit.jsonl")
-    server = TestServer(make_app(backend, TOKENS, audit), host="127.0.0.1")
+    app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600))
+    server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as client:
         yield Api(client, backend, audit)
 
@@ -259,7 +324,19 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/queues", "/queues", None, "agent", None),
     ("GET", "/queues/{name}", "/queues/95598", None, "agent", None),
     ("GET", "/calls", "/calls", None, "supervisor", None),
-    ("GET", "/calls/{id}", "/calls/c1", None, "supervisor", None),
+    ("GET", "/calls/{id}", "/calls/c2", None, "agent", "1002"),
+    ("GET", "/calls/{id}/screen", "/calls/c2/screen", None, "agent", "1002"),
+    ("POST", "/calls/{id}/hold", "/calls/c2/hold", None, "agent", "1002"),
+    ("POST", "/calls/{id}/unhold", "/calls/c2/unhold", None, "agent", "1002"),
+    (
+        "POST",
+        "/calls/{id}/disposition",
+        "/calls/c2/disposition",
+        {"code": "other"},
+        "agent",
+        "1002",
+    ),
+    ("DELETE", "/desk/session", "/desk/session", None, "agent", None),
     ("POST", "/calls/{id}/transfer", "/calls/c2/transfer", {"queue": "95598"}, "agent", "1002"),
     ("GET", "/notices", "/notices", None, "supervisor", None),
     ("POST", "/notices", "/notices", OUTAGE, "supervisor", None),
@@ -685,7 +762,14 @@ async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_rout
     status, doc, _ = await api.call("GET", f"{PREFIX}/openapi.json")  # no token needed
     assert status == 200 and doc == DOC
     validate(doc)
-    mounted = {(r.method, r.resource.canonical) for r in api.client.app.router.routes()}
+    # Beside the REST routes: the desk page and its event channel (a WebSocket, which
+    # OpenAPI does not describe: docs/api.md does), with aiohttp's HEAD twins of GETs.
+    others = {"/desk", "/desk/", PREFIX + "/events"}
+    mounted = {
+        (r.method, r.resource.canonical)
+        for r in api.client.app.router.routes()
+        if r.resource is not None and r.resource.canonical not in others and r.method != "HEAD"
+    }
     documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == mounted and len(documented) == len(ROUTES)
     schema = doc["components"]["schemas"]["AgentStateRequest"]
@@ -708,7 +792,7 @@ async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_rout
     public = [
         p for p, ops in doc["paths"].items() for op in ops.values() if op.get("security") == []
     ]
-    assert public == [f"{PREFIX}/openapi.json"]
+    assert public == [f"{PREFIX}/openapi.json", f"{PREFIX}/desk/session"]  # and its POST only
 
 
 # --- audit --------------------------------------------------------------------------------
@@ -852,3 +936,81 @@ async def test_the_license_in_force_is_read_by_supervisors_and_reloaded_by_admin
     )
     assert status == 200 and usage["seats_in_use"] == 0
     assert api.backend.actions == [("license", "reload", "admin")]
+
+
+# --- the desk: sessions and the event channel ------------------------------------------------
+async def _desk_session(api: Api, agent: str = "1001") -> dict[str, Any]:
+    body = {"agent": agent, "pin": PINS[agent], "device": "browser"}
+    status, opened, _ = await api.call("POST", f"{PREFIX}/desk/session", body=body)
+    assert status == 201, opened
+    return dict(opened)
+
+
+async def test_a_desk_session_is_an_agent_token_for_its_agent_only(api: Api) -> None:
+    opened = await _desk_session(api)
+    assert opened["agent"]["state"] == "not-ready" and opened["sip"]["user"] == "web1001"
+    token = opened["token"]
+    status, me, _ = await api.call("GET", f"{PREFIX}/whoami", token=token)
+    assert (status, me) == (200, {"name": "agent:1001", "role": "agent", "agent": "1001"})
+    status, body, _ = await api.call("GET", f"{PREFIX}/agents/1002", token=token)
+    assert (status, body["error"]) == (403, "forbidden")
+    # The session proved the PIN: the page goes on without sending it again.
+    status, body, _ = await api.call(
+        "POST", f"{PREFIX}/agents/1001/state", token=token, body={"action": "ready"}
+    )
+    assert (status, body["state"]) == (200, "ready")
+    status, _, _ = await api.call("DELETE", f"{PREFIX}/desk/session", token=token)
+    assert status == 200
+    status, body, _ = await api.call("GET", f"{PREFIX}/whoami", token=token)
+    assert (status, body["error"]) == (401, "auth-invalid")
+
+
+async def test_wrong_desk_pins_are_refused_and_rate_limited(api: Api) -> None:
+    wrong = {"agent": "1001", "pin": "000000", "device": "browser"}
+    for _ in range(5):
+        status, body, _ = await api.call("POST", f"{PREFIX}/desk/session", body=wrong)
+        assert (status, body["error"]) == (403, "pin-invalid")
+    status, body, headers = await api.call("POST", f"{PREFIX}/desk/session", body=wrong)
+    assert (status, body["error"]) == (429, "rate-limited") and headers["Retry-After"]
+    logged = [json.loads(line) for line in api.audit.path.read_text().splitlines()]
+    assert all(entry["body"]["pin"] == "***" for entry in logged)
+
+
+async def test_the_event_channel_sends_a_snapshot_then_what_the_desk_missed(api: Api) -> None:
+    token = (await _desk_session(api))["token"]
+    async with api.client.ws_connect(f"{PREFIX}/events") as ws:
+        await ws.send_json({"token": token, "after": 0})
+        got = [await ws.receive_json(timeout=5) for _ in range(3)]
+    assert [(e["type"], e["seq"]) for e in got] == [
+        ("snapshot", 2),
+        ("agent.state", 1),
+        ("agent.state", 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hello", "slug"),
+    [
+        ({"token": "nope", "after": None}, "auth-invalid"),
+        ({"after": None}, "hello-invalid"),
+        ({"token": TOKENS["agent:1001"], "after": -1}, "input-invalid"),
+    ],
+)
+async def test_the_event_channel_refuses_a_bad_first_message(
+    api: Api, hello: dict[str, Any], slug: str
+) -> None:
+    async with api.client.ws_connect(f"{PREFIX}/events") as ws:
+        await ws.send_json(hello)
+        assert (await ws.receive_json(timeout=5))["error"] == slug
+        await ws.receive(timeout=5)
+        assert ws.close_code in (4401, 4403)
+
+
+async def test_the_desk_page_is_served_with_its_content_policy(api: Api) -> None:
+    async with api.client.get("/desk/") as resp:
+        assert (
+            resp.status == 200 and "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        )
+        assert 'type="module" src="/desk/desk.js"' in await resp.text()
+    async with api.client.get("/desk/desk.js") as resp:
+        assert resp.status == 200 and "sip.js" in await resp.text()
