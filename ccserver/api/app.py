@@ -43,6 +43,7 @@ DESK_DIR = Path(__file__).with_name("static") / "desk"
 HELLO_TIMEOUT_S = 10.0
 WS_AUTH_FAILED = 4401  # WebSocket close codes 4000-4999 are the application's
 WS_REFUSED = 4403
+WS_SERVER_ERROR = 1011
 DESK_CSP = (
     "default-src 'self'; connect-src 'self' ws: wss:; media-src 'self' blob:; "
     "img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
@@ -155,12 +156,20 @@ async def _pump(ws: web.WebSocketResponse, stream: Any, expires_at: float | None
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+            try:
                 await task
+            except (asyncio.CancelledError, ConnectionError):
+                pass
+            except Exception:  # the desk reconnects; the log says why it had to
+                logger.exception("api.events_failed")
         with contextlib.suppress(ConnectionError):
             await stream.aclose()
         if not ws.closed:
-            await ws.close(code=WS_AUTH_FAILED, message=b"session-expired")
+            expired = expires_at is not None and time.time() >= expires_at
+            if expired:  # the page logs in again
+                await ws.close(code=WS_AUTH_FAILED, message=b"session-expired")
+            else:  # the page reconnects
+                await ws.close(code=WS_SERVER_ERROR, message=b"server-error")
 
 
 def _same_origin(request: web.Request) -> None:
