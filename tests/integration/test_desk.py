@@ -447,6 +447,44 @@ def test_an_agent_can_not_read_or_act_on_another_agents_call(
         phone.stop()
 
 
+def test_an_agent_may_choose_its_desk_phone_and_use_the_page_as_its_screen(
+    live: LiveStack, browser: WebDriver
+) -> None:
+    """Logged in with "desk phone", calls ring the SIP phone (here a SIPp UAS that answers)
+    and the page follows the call; the browser registers no phone of its own."""
+    driver = browser
+    driver.execute_script("sessionStorage.clear();")
+    driver.get(desk_url(live))
+    wait_js(driver, "window.desk && window.desk.ready")
+    driver.find_element(By.ID, "login-agent").send_keys(PHONE_AGENT)
+    driver.find_element(By.ID, "login-pin").send_keys(live.secrets().agent_pins[PHONE_AGENT])
+    choose(driver, "login-device", "phone")
+    driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
+    wait_js(driver, "window.desk.eventsUp")
+    assert js(driver, "window.desk.phone") is None  # no WebRTC phone in the page
+    assert live.agent(PHONE_AGENT)["phone"] == PHONE_AGENT
+    live.api("POST", f"/agents/{DESK_AGENT}/state", {"action": "not-ready", "reason": "break"})
+    ready(driver)
+    phone = RtpPhone().start()
+    agents = live.agents("answer", talk_ms=1500).start()
+    caller = call_in(live, phone, "95599").start()
+    try:
+        wait_js(driver, "window.desk.view.call_state === 'connected'", 30)
+        assert caller.wait(timeout=30).successful == 1  # the desk phone hung up
+        wait_js(driver, "window.desk.view.state === 'wrap-up'")
+        dispose(driver, "other")
+    finally:
+        caller.stop()
+        agents.stop()
+        phone.stop()
+    ready(driver)
+    click(driver, "logout")
+    wait_js(driver, "!document.getElementById('login').hidden")
+    assert live.agent(PHONE_AGENT)["state"] == "logged-out"
+    live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "login", "phone": PHONE_AGENT})
+    live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "ready"})
+
+
 def test_the_event_channel_checks_the_token_and_the_origin(live: LiveStack) -> None:
     url = tls.controller_url(live.config, "/api/v1/events")
     token = live.secrets().api_tokens[f"agent:{DESK_AGENT}"]

@@ -6,6 +6,7 @@ numbered on by a restarted feed."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -13,6 +14,8 @@ import pytest
 
 from ccserver.calls.desk import DeskFeed, DeskView, changes, why_this_agent
 from ccserver.desk_streams import RedisDeskStreams
+from ccserver.ivr.notices import NoticeBoard
+from ccserver.prompts import Prompts
 from tests.unit.test_call_features import Scene, login, make_scene
 
 __all__ = ["make_scene"]  # the fixture, used by name
@@ -131,3 +134,23 @@ async def test_a_desk_ahead_of_the_server_is_told_to_reset(
     _, feed = desk_scene
     (snapshot,) = await _events(feed, "1002", 99)
     assert snapshot["reset"] is True and snapshot["seq"] == 0
+
+
+async def test_the_pop_lists_the_notices_that_reach_the_caller(
+    make_scene: Callable[..., Scene], prompts: Prompts
+) -> None:
+    scene = make_scene()
+    board = NoticeBoard(scene.store.redis, prompts)
+    ends = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).isoformat()
+    await board.add({"text": "城南片区停电抢修。", "scope": ["138"], "ends_at": ends})
+    await board.add({"text": "城北计划检修。", "scope": ["139"], "ends_at": ends})
+    feed = DeskFeed(
+        RedisDeskStreams(scene.store.redis),
+        history=None,
+        notices=board,
+        history_days=30,
+        queues={},
+    )
+    pop = await feed.pop({"id": "c1", "caller": "13800000001"})
+    assert [n["text"] for n in pop["notices"]] == ["城南片区停电抢修。"]
+    assert pop["contacts"] == []

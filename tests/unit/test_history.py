@@ -256,3 +256,21 @@ def test_a_file_from_a_newer_ccserver_is_refused(tmp_path: Path) -> None:
     with pytest.raises(CCServerError, match="newer ccserver") as raised:
         History(path)
     assert raised.value.slug == "history-unavailable"
+
+
+def test_a_callers_contacts_are_newest_first_from_a_given_time(history: History) -> None:
+    """The desk's screen pop: what a caller did recently, with the agents' codes."""
+    for call_id, arrived, code in (("old", 1000.0, None), ("c1", 5000.0, "fault-reported")):
+        history.save_call(_record(call_id, arrived, disposition=code, survey_score=4))
+    history.save_call(_record("c2", 6000.0, outcome="abandoned"))
+    history.save_call(_record("other", 5500.0, caller="13900000009"))
+    asyncio.run(history.flush())
+    found = history.contacts("13800000000", since=2000.0)
+    assert [(c["call_id"], c["outcome"], c["disposition"]) for c in found] == [
+        ("c2", "abandoned", None),
+        ("c1", "completed", "fault-reported"),
+    ]
+    assert found[1] == {
+        "call_id": "c1", "arrived_at": 5000.0, "queue": None, "agent": "1001",
+        "outcome": "completed", "survey_score": 4, "disposition": "fault-reported",
+    }  # fmt: skip
