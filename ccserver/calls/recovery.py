@@ -38,7 +38,7 @@ from ccserver.calls.model import (
     call_of_bridge,
     is_our_leg,
 )
-from ccserver.calls.routing import enqueue
+from ccserver.calls.routing import withdraw
 from ccserver.logs import log
 from ccserver.metrics import instruments
 from ccserver.telephony.ari import created_at
@@ -155,7 +155,6 @@ async def _phones(center: CallCenter) -> None:
 async def _check_call(
     center: CallCenter, call: Call, live: dict[str, Any], holding: set[str]
 ) -> None:
-    now = time.time()
     if call.state in (CallState.CALLBACK, CallState.CALLBACK_WAIT):
         if call.state == CallState.CALLBACK_WAIT:
             await callbacks.requeue(center, call)
@@ -178,13 +177,11 @@ async def _check_call(
             return
         await talk.agent_vanished(center, call, "leg-gone-while-away", phone_lost=False)
     elif call.state == CallState.RINGING:
+        # The offer is withdrawn, not made anew: the call was offered (entered) once.
         if call.agent_channel:
             await center.drop_leg(call.agent_channel)
             call.attempts[-1]["result"] = "interrupted"
-        center.acd.router.remove(call.id, now)
-        center.move(call, CallState.WAITING)
-        call.agent, call.agent_channel = None, None
-        await enqueue(center, call, call.queue or center.config.acd.default_queue)
+        await withdraw(center, call, "controller-restart")
     elif call.state == CallState.ARRIVING:
         center.spawn(inbound.enter_queue(center, call), f"session-{call.id}")
         return

@@ -148,9 +148,10 @@ async def rona(center: CallCenter, call: Call, result: str) -> None:
     await center.journal.event(call, "rona", agent=agent, result=result)
 
 
-async def withdraw(center: CallCenter, call: Call) -> None:
-    """The offer ends without fault of the agent (they answered, the bridge failed): the
-    agent is ready again with their idle time kept, the call back in its place."""
+async def withdraw(center: CallCenter, call: Call, reason: str) -> None:
+    """The offer ends without fault of the agent (`reason`: they answered and the bridge
+    failed, or the controller restarted while the phone rang): the agent is ready again
+    with their idle time kept, the call back in its place."""
     agent, now = call.agent, time.time()
     queue = call.queue or center.config.acd.default_queue
     center.acd.router.remove(call.id, now)
@@ -158,10 +159,10 @@ async def withdraw(center: CallCenter, call: Call) -> None:
     center.acd.enqueue(call.id, queue, now, priority=call.priority, arrival=call.arrived_at)
     center.move(call, CallState.WAITING)
     call.agent = call.agent_channel = None
-    log(logger, "call.offer_withdrawn", logging.WARNING, call=call.id, agent=agent)
+    log(logger, "call.offer_withdrawn", logging.WARNING, call=call.id, agent=agent, why=reason)
     center.wake(call)
     await center.journal.save_call(call)
-    await center.journal.event(call, "requeue", reason="bridge-failed", agent=agent)
+    await center.journal.event(call, "requeue", reason=reason, agent=agent)
 
 
 async def tick_forever(center: CallCenter) -> None:

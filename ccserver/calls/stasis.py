@@ -24,7 +24,7 @@ async def agent_leg_gone(center: CallCenter, call: Call, leg: str, cause: int) -
     if call.agent_channel != leg:
         return
     if call.state == CallState.RINGING and call.attempts[-1]["result"] == talk.BRIDGE_FAILED:
-        await routing.withdraw(center, call)
+        await routing.withdraw(center, call, talk.BRIDGE_FAILED)
     elif call.state == CallState.RINGING:
         await routing.rona(center, call, cause_result(cause))
     elif call.state != CallState.CONNECTED:

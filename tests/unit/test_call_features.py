@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ccserver.calls import agents, transfers
+from ccserver.calls import agents, recovery, transfers
 from ccserver.calls.center import CallCenter, CallStateError
 from ccserver.calls.model import Call, CallState, LegRole
 from ccserver.config import Config
@@ -32,11 +32,13 @@ QUEUES = [
 
 
 class PlayingAsterisk(SilentAsterisk):
-    """Also finishes each prompt it is asked to play, a moment later, as Asterisk does."""
+    """Also finishes each prompt it is asked to play, a moment later, as Asterisk does, and
+    answers `GET /channels` with `channels` (what a restarted controller finds)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.center: CallCenter | None = None
+        self.channels: list[dict[str, Any]] = []
 
     async def request(
         self,
@@ -47,6 +49,8 @@ class PlayingAsterisk(SilentAsterisk):
         body: dict[str, Any] | None = None,
     ) -> Any:
         answer = await super().request(method, path, params=params, body=body)
+        if (method, path) == ("GET", "/channels"):
+            return self.channels
         if method == "POST" and "/play/" in path and self.center is not None:
             finished = AriEvent("PlaybackFinished", {"playback": {"id": path.rsplit("/", 1)[1]}})
             asyncio.get_running_loop().call_later(0.01, self.center.media.on_event, finished)
@@ -195,6 +199,30 @@ async def test_a_phone_that_rings_out_puts_its_agent_not_ready_and_the_call_back
     assert call.attempts[-1]["result"] == "no-answer"
     assert scene.center.acd.agent_view("1001")["reason"] == "RONA"
     assert scene.center.acd.router.call(call.id).arrival == arrival
+
+
+async def test_a_restart_while_a_phone_rings_withdraws_the_offer_without_a_second_entry(
+    make_scene: Callable[..., Scene],
+) -> None:
+    """A controller that restarts while an agent's phone rings hangs the leg up (its
+    successor can't know whether it will be answered) and gives the call back in place:
+    the agent is ready again, and the call was offered, and counted, once."""
+    scene = make_scene()
+    await login(scene, "1001")
+    call = await scene.arrive()
+    await scene.until(lambda: len(scene.rung()) == 1, "the phone to ring")
+    leg = scene.rung()[0]
+    scene.ari.channels = [{"id": CALLER, "state": "Up"}]  # the caller is there, the leg gone
+    await recovery.resync(scene.center)  # its transaction rings agents again as it ends
+    assert scene.requests("DELETE", f"/channels/{leg}") == 1
+    assert [a["result"] for a in call.attempts] == ["interrupted", "ringing"]
+    assert len(scene.rung()) == 2 and call.state == CallState.RINGING and call.agent == "1001"
+    events = [fields for _, fields in await scene.store.redis.xrange("ccserver:events")]
+    kinds = [e["kind"] for e in events if e["call"] == CALLER]
+    assert kinds.count("enter") == 1, kinds
+    assert {"kind": "requeue", "reason": "controller-restart"}.items() <= next(
+        e for e in events if e["kind"] == "requeue"
+    ).items()
 
 
 async def test_at_the_queue_s_max_wait_the_call_overflows_keeping_its_original_arrival(
