@@ -51,6 +51,10 @@ from ccserver.telephony.rest import AriRest
 
 logger = logging.getLogger("ccserver.calls")
 PERSIST_COALESCE_S = 0.05
+DESK_COALESCE_S = 0.02
+"""How long the desks' look at the agents may wait for the commits after it: one look
+costs about 3.5 µs per logged-in agent (0.6 ms for 180), so under load the commits of
+20 ms share one."""
 """How long a change may wait to be written with the ones after it (`persist="soon"`)."""
 Persist = Literal["now", "soon"]
 _IN_TRANSACTION: contextvars.ContextVar[CallCenter | None] = contextvars.ContextVar(
@@ -149,6 +153,7 @@ class CallCenter:
         self._started = False
         self._lock = asyncio.Lock()
         self._persist_pending: asyncio.Task[None] | None = None
+        self._observing: asyncio.Task[None] | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
         self._music_stopped = False  # the holding bridge emptied: its music must restart
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -182,8 +187,8 @@ class CallCenter:
 
     async def _commit(self, persist: Persist) -> None:
         await self.routes.dispatch(self)
-        if self.desk is not None:
-            self.desk.observe(self.calls, self.acd, time.time())
+        if self.desk is not None and (self._observing is None or self._observing.done()):
+            self._observing = self.spawn(self._observe_later(), "desk-observe")
         if persist == "now":
             await self.persist()
         else:
@@ -349,6 +354,13 @@ class CallCenter:
         self.calls.pop(call.id, None)
         self._wakeups.pop(call.id, None)
         self.sessions.pop(call.id, None)
+
+    async def _observe_later(self) -> None:
+        """Let the desks see what the commits of the last moment changed (`DeskFeed`)."""
+        await asyncio.sleep(DESK_COALESCE_S)
+        async with self._lock:
+            if self.desk is not None:
+                self.desk.observe(self.calls, self.acd, time.time())
 
     # --- writing state through -----------------------------------------------------------
     def persist_soon(self) -> None:

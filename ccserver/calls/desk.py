@@ -1,9 +1,10 @@
 """What each agent's desk shows, as a numbered stream of events per agent.
 
-As every unit of work commits, the center calls `DeskFeed.observe`: for each agent the
-router knows it takes a `DeskView` (state and reason, the call the agent is on, that call's
-state, whether it is held, the end of wrap-up) and turns what differs from the last view
-into events (`changes`): `agent.state`, `call.offered` (with the screen pop),
+Within `DESK_COALESCE_S` (20 ms) of a unit of work committing, the center calls
+`DeskFeed.observe` (under its lock; the commits of those 20 ms share one look): for each
+agent the router knows it takes a `DeskView` (state and reason, the call the agent is on,
+that call's state, whether it is held, the end of wrap-up) and turns what differs from the
+last view into events (`changes`): `agent.state`, `call.offered` (with the screen pop),
 `call.connected`, `call.consulting`, `call.held` / `call.unheld`, `call.transferred`,
 `call.withdrawn`, `call.ended`, `wrapup.started` / `wrapup.extended` / `wrapup.ended`.
 docs/api.md has the JSON schema of each.
@@ -15,21 +16,19 @@ Invariants:
 - An event reaches a desk only after Redis holds it, so a desk that reconnects with
   `after=N` gets a snapshot (the view of the last event written), then every event after N,
   each exactly once.
-- `observe` never awaits (it runs inside the center's transaction): it compares and queues;
+- `observe` never awaits (it runs under the center's lock): it compares and queues;
   one writer task builds the screen pops, writes and hands out the events, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from ccserver.acd import Acd
 from ccserver.calls.model import Call, CallState
@@ -62,9 +61,9 @@ class DeskStreams(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class DeskView:
-    """What an agent's desk shows of the agent and its call."""
+class DeskView(NamedTuple):
+    """What an agent's desk shows of the agent and its call. A tuple: `observe` builds one
+    per logged-in agent at every commit, so it must be cheap to make and to compare."""
 
     state: str = "logged-out"
     reason: str | None = None
@@ -76,11 +75,14 @@ class DeskView:
     last_call: str | None = None  # the call of the wrap-up, and of the disposition
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self._asdict()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeskView:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        return cls(**{k: v for k, v in data.items() if k in cls._fields})
+
+
+NO_VIEW = DeskView()
 
 
 def changes(old: DeskView, new: DeskView, gone_state: str | None) -> list[str]:
@@ -217,9 +219,9 @@ class DeskFeed:
         """Turn what changed since the last look into numbered events (no I/O)."""
         if not self._loaded:
             return
-        logged_in = acd.router.agents()
-        for agent in {*logged_in, *self._views}:
-            old = self._views.get(agent, DeskView())
+        logged_in = set(acd.router.agents())
+        for agent in logged_in.union(self._views):
+            old = self._views.get(agent, NO_VIEW)
             new = self._view(agent, agent in logged_in, calls, acd, old)
             if new == old:
                 continue
@@ -358,7 +360,7 @@ class DeskFeed:
         try:
             last = self._written.get(agent)
             head = 0 if last is None else int(last["seq"])
-            view = DeskView() if last is None else DeskView.from_dict(last["view"])
+            view = NO_VIEW if last is None else DeskView.from_dict(last["view"])
             reset = after is not None and after > head
             yield {
                 "type": "snapshot",

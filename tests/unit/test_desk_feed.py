@@ -20,6 +20,7 @@ from tests.unit.test_call_features import Scene, login, make_scene
 
 __all__ = ["make_scene"]  # the fixture, used by name
 
+LOOK_S = 0.1
 IDLE = DeskView(state="ready", phone="1001")
 RINGING = DeskView(state="reserved", phone="1001", call="c1", call_state="ringing", last_call="c1")
 TALKING = DeskView(state="busy", phone="1001", call="c1", call_state="connected", last_call="c1")
@@ -90,13 +91,18 @@ async def test_a_call_makes_numbered_events_kept_in_redis(
     desk_scene: tuple[Scene, DeskFeed],
 ) -> None:
     scene, feed = desk_scene
+    # Each step waits for the desks' look (within 20 ms of a commit): the changes made
+    # between two looks make one change of view.
     await login(scene, "1001")
+    await asyncio.sleep(LOOK_S)
     call = await scene.arrive()
     await scene.until(lambda: bool(scene.rung()), "the agent's phone to ring")
+    await asyncio.sleep(LOOK_S)
     await scene.answer(scene.rung()[0], call)
+    await asyncio.sleep(LOOK_S)
     await scene.ends(call.id)
-    await scene.until(lambda: feed.pending() == 0 and call.state == "ended", "the events")
-    await asyncio.sleep(0.05)  # the writer hands the last one out
+    await asyncio.sleep(LOOK_S)
+    await scene.until(lambda: feed.pending() == 0, "the events written")
     snapshot, *events = await _events(feed, "1001", 0)
     assert snapshot["type"] == "snapshot" and snapshot["seq"] == len(events)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
