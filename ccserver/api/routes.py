@@ -118,7 +118,7 @@ async def _agent_state(ctx: Ctx) -> Any:
             by=who.name,
         )
     except CCServerError as exc:
-        if exc.slug == "pin-invalid":
+        if exc.slug in ("pin-invalid", "agent-unknown"):
             limiter.fail(key)
         raise
 
@@ -165,8 +165,9 @@ async def _disposition(ctx: Ctx) -> Any:
 
 
 async def _desk_login(ctx: Ctx) -> Any:
-    """The PIN is checked by the backend; wrong ones count against the client's address
-    (there is no token yet), and the center's PIN guard counts them per agent too."""
+    """The PIN is checked by the backend; wrong ones and unknown agents count against the
+    client's address (there is no token yet; guessing agent ids is as limited as guessing
+    PINs), and the center's PIN guard counts wrong PINs per agent too."""
     body = ctx.body
     assert isinstance(body, models.DeskLogin)
     sessions = _sessions(ctx)
@@ -177,7 +178,7 @@ async def _desk_login(ctx: Ctx) -> Any:
             body.agent, pin=body.pin, device=body.device, phone=body.phone
         )
     except CCServerError as exc:
-        if exc.slug == "pin-invalid":
+        if exc.slug in ("pin-invalid", "agent-unknown"):
             limiter.fail(key)
         raise
     token, expires_at = await sessions.open(body.agent)
@@ -432,7 +433,8 @@ ROUTES: tuple[Route, ...] = (
         "(the page's WebRTC phone; `sip` is its account) or a desk `phone`; an agent "
         "logged in at another phone moves here (not in a call). The token "
         "lasts `desk.session_ttl_s`; send it as `Authorization: Bearer`, never in a cookie. "
-        "Wrong PINs are rate-limited per client address and per agent.",
+        "Wrong PINs and unknown agents are rate-limited per client address, wrong PINs per "
+        "agent too.",
     ),
     Route(
         "DELETE",

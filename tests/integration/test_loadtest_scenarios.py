@@ -59,11 +59,13 @@ def test_mix_callers_abandoners_agent_pools_and_registrations(live: LiveStack) -
         for p in ("a", "b")
     ]
     ivr_run, abandon_run = live.next_run(), live.next_run()
+    passwords = live.secrets().agent_passwords  # the browser desks' (`web…`) too
+    desk_phones = {p: passwords[p] for p in live.config.phones.ids}
     try:
         phones = sipp.registrations(
             work,
             target=target,
-            phones=live.secrets().agent_passwords,
+            phones=desk_phones,
             local_port=free_port(),
             media_port=free_port(),
             name="phones",

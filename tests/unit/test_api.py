@@ -967,9 +967,12 @@ async def test_a_desk_session_is_an_agent_token_for_its_agent_only(api: Api) -> 
 
 async def test_wrong_desk_pins_are_refused_and_rate_limited(api: Api) -> None:
     wrong = {"agent": "1001", "pin": "000000", "device": "browser"}
-    for _ in range(5):
-        status, body, _ = await api.call("POST", f"{PREFIX}/desk/session", body=wrong)
-        assert (status, body["error"]) == (403, "pin-invalid")
+    guessed = {"agent": "9999", "pin": "000000", "device": "browser"}  # ids are guessed too
+    for body, answer in [(wrong, (403, "pin-invalid")), (guessed, (404, "agent-unknown"))] * 2:
+        status, got, _ = await api.call("POST", f"{PREFIX}/desk/session", body=body)
+        assert (status, got["error"]) == answer
+    status, body, _ = await api.call("POST", f"{PREFIX}/desk/session", body=wrong)
+    assert (status, body["error"]) == (403, "pin-invalid")
     status, body, headers = await api.call("POST", f"{PREFIX}/desk/session", body=wrong)
     assert (status, body["error"]) == (429, "rate-limited") and headers["Retry-After"]
     logged = [json.loads(line) for line in api.audit.path.read_text().splitlines()]
