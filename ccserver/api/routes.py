@@ -118,7 +118,7 @@ async def _agent_state(ctx: Ctx) -> Any:
             by=who.name,
         )
     except CCServerError as exc:
-        if exc.slug in ("pin-invalid", "agent-unknown"):
+        if exc.slug == "pin-invalid":
             limiter.fail(key)
         raise
 

@@ -979,6 +979,15 @@ async def test_wrong_desk_pins_are_refused_and_rate_limited(api: Api) -> None:
     assert all(entry["body"]["pin"] == "***" for entry in logged)
 
 
+async def test_a_valid_token_naming_an_unknown_agent_is_no_pin_failure(api: Api) -> None:
+    """Only the public desk login counts unknown agent ids (a guess without a token)."""
+    body = {"action": "login", "pin": "123456"}
+    for _ in range(7):
+        path = f"{PREFIX}/agents/9999/state"
+        status, got, _ = await api.call("POST", path, token=TOKENS["admin"], body=body)
+        assert (status, got["error"]) == (404, "agent-unknown")
+
+
 async def test_the_event_channel_sends_a_snapshot_then_what_the_desk_missed(api: Api) -> None:
     token = (await _desk_session(api))["token"]
     async with api.client.ws_connect(f"{PREFIX}/events") as ws:
