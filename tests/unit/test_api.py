@@ -981,9 +981,8 @@ async def test_wrong_desk_pins_are_refused_and_rate_limited(api: Api) -> None:
 
 async def test_a_valid_token_naming_an_unknown_agent_is_no_pin_failure(api: Api) -> None:
     """Only the public desk login counts unknown agent ids (a guess without a token)."""
-    body = {"action": "login", "pin": "123456"}
+    body, path = {"action": "login", "pin": "123456"}, f"{PREFIX}/agents/9999/state"
     for _ in range(7):
-        path = f"{PREFIX}/agents/9999/state"
         status, got, _ = await api.call("POST", path, token=TOKENS["admin"], body=body)
         assert (status, got["error"]) == (404, "agent-unknown")
 
