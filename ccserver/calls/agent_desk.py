@@ -19,7 +19,7 @@ from typing import Any
 
 from ccserver.acd import AcdError
 from ccserver.calls.center import CallCenter
-from ccserver.calls.model import HOLDING_BRIDGE, Call, CallState, call_bridge_id
+from ccserver.calls.model import HOLDING_BRIDGE, Call, CallState
 from ccserver.errors import InputError
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError
@@ -53,7 +53,7 @@ async def hold(center: CallCenter, call_id: str, *, on: bool, by: str) -> dict[s
             raise AcdError(f"call {call_id} is {call.state}, not talking to an agent")
         if call.held == on:
             return call.to_record()
-        bridge = call_bridge_id(call.id)
+        bridge = call.bridge
         try:
             if on:
                 await center.ari.remove_from_bridge(bridge, call.id)

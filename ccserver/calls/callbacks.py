@@ -25,13 +25,12 @@ from ccserver.calls.model import (
     Leg,
     LegRole,
     Outcome,
-    call_bridge_id,
     cause_result,
     customer_leg_id,
 )
 from ccserver.calls.phrases import phrase
 from ccserver.calls.routing import enqueue, rona
-from ccserver.calls.talk import connected, finish, late_answer
+from ccserver.calls.talk import connected, drop_bridge, finish, late_answer
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError
 
@@ -81,7 +80,7 @@ async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
         await late_answer(center, call, leg)
         return
     assert call.callback is not None
-    bridge = call_bridge_id(call.id)
+    bridge = call.bridge
     customer = customer_leg_id()
     center.move(call, CallState.CALLBACK_DIALING)
     call.callback["customer_channel"] = customer
@@ -116,7 +115,7 @@ async def customer_answered(center: CallCenter, call: Call, channel: str) -> Non
         await center.drop_leg(channel)
         return
     callback["attempts"][-1]["result"] = "answered"
-    bridge = call_bridge_id(call.id)
+    bridge = call.bridge
     try:
         await center.ari.add_to_bridge(bridge, channel)
     except AriError as exc:
@@ -185,7 +184,7 @@ async def _release_agent(center: CallCenter, call: Call) -> None:
     if call.agent_channel:
         await center.drop_leg(call.agent_channel)
     call.agent = call.agent_channel = None
-    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    await drop_bridge(center, call)
     if call.id in center.acd.router.calls():
         center.acd.router.remove(call.id, time.time())
 

@@ -94,6 +94,7 @@ CUSTOMER_LEG_PREFIX = "cb-"
 CALL_BRIDGE_PREFIX = "call-"
 RECORDING_PREFIX = "call-"
 COMMENT_PREFIX = "comment-"
+GENERATION_MARK = "~"  # in no channel id Asterisk makes
 
 
 def agent_leg_id() -> str:
@@ -104,15 +105,18 @@ def customer_leg_id() -> str:
     return f"{CUSTOMER_LEG_PREFIX}{uuid.uuid4().hex}"
 
 
-def call_bridge_id(call_id: str) -> str:
-    """The mixing bridge where the call's caller (or customer) and agent talk."""
-    return CALL_BRIDGE_PREFIX + call_id
+def call_bridge_id(call_id: str, generation: int = 0) -> str:
+    """The mixing bridge where the call's caller (or customer) and agent talk. Each bridge
+    after the call's first (a transfer, a requeue) has the next `generation` in its id:
+    Asterisk keeps a destroyed bridge's id taken until its last channel has left it."""
+    suffix = f"{GENERATION_MARK}{generation}" if generation else ""
+    return CALL_BRIDGE_PREFIX + call_id + suffix
 
 
 def call_of_bridge(bridge_id: str) -> str | None:
     """The call a bridge of ours belongs to; None for any other bridge."""
     if bridge_id.startswith(CALL_BRIDGE_PREFIX):
-        return bridge_id[len(CALL_BRIDGE_PREFIX) :]
+        return bridge_id[len(CALL_BRIDGE_PREFIX) :].split(GENERATION_MARK, 1)[0]
     return None
 
 
@@ -178,6 +182,12 @@ class Call:
     held: bool = False  # the agent put the caller on hold (the caller hears music)
     disposition: str | None = None  # the agent's wrap-up code (the queue's `dispositions`)
     note: str | None = None  # the agent's wrap-up note
+    bridge_generation: int = 0  # how many talk bridges the call has had destroyed
+
+    @property
+    def bridge(self) -> str:
+        """The id of the call's talk bridge (made when an agent answers)."""
+        return call_bridge_id(self.id, self.bridge_generation)
 
     @property
     def wait_s(self) -> float | None:

@@ -12,7 +12,8 @@ channels and bridges that exist now:
 - a call whose caller is gone is closed (abandoned, or completed if it was talking);
 - a callback in progress starts over from its place; a callback waiting needs no channel;
 - callers that arrived in our Stasis app unseen are adopted into their queue;
-- stray agent legs, customer legs and call bridges are hung up or destroyed.
+- stray agent legs, customer legs and call bridges (a live call's earlier ones too) are
+  hung up or destroyed.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ async def _reconcile(center: CallCenter) -> int:
             await center.ari.hangup(channel_id)
     for bridge_id in bridges:
         call_id = call_of_bridge(bridge_id)
-        if call_id is not None and call_id not in center.calls:
+        owner = center.calls.get(call_id) if call_id is not None else None
+        if call_id is not None and (owner is None or owner.bridge != bridge_id):
             await center.ari.destroy_bridge(bridge_id)
     await _phones(center)
     return adopted

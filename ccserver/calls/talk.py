@@ -24,7 +24,6 @@ from ccserver.calls.model import (
     Call,
     CallState,
     Outcome,
-    call_bridge_id,
     recording_name,
 )
 from ccserver.calls.routing import enqueue
@@ -59,7 +58,7 @@ async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
     if call.state != CallState.RINGING or call.agent_channel != leg:
         await late_answer(center, call, leg)
         return
-    bridge = call_bridge_id(call.id)
+    bridge = call.bridge
     try:
         await center.media.stop(call.id)
         await center.ari.create_bridge(bridge)
@@ -68,19 +67,27 @@ async def agent_answered(center: CallCenter, call: Call, leg: str) -> None:
     except AriError as exc:
         log(logger, "call.bridge_failed", logging.ERROR, call=call.id, error=str(exc))
         call.attempts[-1]["result"] = BRIDGE_FAILED
-        await _unbridge(center, call, bridge)
+        await _unbridge(center, call)
         await center.ari.hangup(leg)
         return  # the agent leg's end withdraws the offer; a caller gone ends the call
     await connected(center, call, bridge)
 
 
-async def _unbridge(center: CallCenter, call: Call, bridge: str) -> None:
+async def _unbridge(center: CallCenter, call: Call) -> None:
     """Undo a connection that failed half-way, so the caller waits again as before: the
     call's bridge goes (left behind, it would refuse every later attempt with 409), and the
     caller is back in the holding bridge with its music. A caller who is gone is not held
     again: its own end event closes the call."""
-    await center.ari.destroy_bridge(bridge)
+    await drop_bridge(center, call)
     await center.hold(call.id)
+
+
+async def drop_bridge(center: CallCenter, call: Call) -> None:
+    """Destroy the call's talk bridge. Its id stays taken in Asterisk until the last
+    channel has left it (an agent leg being hung up can take longer than the next agent
+    takes to answer), so the call's next bridge gets the next generation's id."""
+    await center.ari.destroy_bridge(call.bridge)
+    call.bridge_generation += 1
 
 
 async def connected(center: CallCenter, call: Call, bridge: str) -> None:
@@ -153,7 +160,7 @@ async def finish(center: CallCenter, call: Call, outcome: Outcome, *, hangup_by:
     ):
         if leg:
             await center.drop_leg(leg)
-    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    await drop_bridge(center, call)
     log(
         logger,
         "call.ended",
@@ -202,7 +209,7 @@ async def agent_vanished(
     if phone_lost and agent:
         center.acd.phone_lost(agent, now)
     center.legs.pop(call.agent_channel or "", None)
-    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    await drop_bridge(center, call)
     center.move(call, CallState.WAITING)
     call.agent, call.agent_channel, call.connected_at = None, None, None
     log(logger, "call.agent_vanished", logging.WARNING, call=call.id, agent=agent, why=why)
@@ -217,7 +224,7 @@ async def to_survey(center: CallCenter, call: Call) -> None:
     center.legs.pop(call.agent_channel or "", None)
     center.move(call, CallState.SURVEY)
     call.hangup_by = "agent"
-    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    await drop_bridge(center, call)
     center.wake(call)
     await center.journal.save_call(call)
     await center.journal.event(call, "agent_hangup")

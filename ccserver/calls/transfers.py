@@ -38,13 +38,18 @@ from ccserver.calls.model import (
     CallState,
     Leg,
     LegRole,
-    call_bridge_id,
     cause_result,
 )
 from ccserver.calls.phrases import phrase
 from ccserver.calls.queueing import keep_waiting
 from ccserver.calls.routing import enqueue, rona
-from ccserver.calls.talk import agent_answered, end_talk, late_answer, record_if_asked
+from ccserver.calls.talk import (
+    agent_answered,
+    drop_bridge,
+    end_talk,
+    late_answer,
+    record_if_asked,
+)
 from ccserver.errors import InputError
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError, AriEvent
@@ -87,7 +92,7 @@ async def _transfer(
         raise AcdError(f"call {call_id} is {call.state}, not talking to an agent")
     target = center.acd.queue_config(queue).name if queue else center.acd.direct_queue(agent or "")
     now = time.time()
-    source_agent, leg, bridge = call.agent, call.agent_channel, call_bridge_id(call.id)
+    source_agent, leg, bridge = call.agent, call.agent_channel, call.bridge
     end_talk(center, call, now)
     center.move(call, CallState.WAITING)
     call.agent, call.agent_channel, call.connected_at = None, None, None
@@ -99,7 +104,7 @@ async def _transfer(
         except AriError as exc:  # the caller is gone: its end event closes the call
             log(logger, "call.consult_hold_failed", logging.WARNING, call=call.id, error=str(exc))
     else:
-        await center.ari.destroy_bridge(bridge)
+        await drop_bridge(center, call)
         if leg:
             await center.drop_leg(leg)
     await center.hold(call.id)
@@ -124,7 +129,7 @@ async def target_answered(center: CallCenter, call: Call, leg: str) -> None:
         await late_answer(center, call, leg)
         return
     try:
-        await center.ari.add_to_bridge(call_bridge_id(call.id), leg)
+        await center.ari.add_to_bridge(call.bridge, leg)
     except AriError as exc:
         log(logger, "call.consult_bridge_failed", logging.ERROR, call=call.id, error=str(exc))
         await center.ari.hangup(leg)  # its end event cancels the consult
@@ -168,7 +173,7 @@ async def source_gone(center: CallCenter, call: Call, leg: str, cause: int) -> N
         log(logger, "call.consult_abandoned", call=call.id, source=consult.get("agent"))
         await center.journal.save_call(call)
         return
-    bridge = call_bridge_id(call.id)
+    bridge = call.bridge
     try:
         await center.ari.remove_from_bridge(HOLDING_BRIDGE, call.id)
         await center.ari.add_to_bridge(bridge, call.id)
@@ -190,7 +195,7 @@ async def cancel_consult(center: CallCenter, call: Call, why: str, target: str |
     goes back to the queue it was in before, at its original arrival; the transferring agent
     leaves the call's bridge, is told, and is hung up."""
     consult, call.consult = call.consult or {}, None
-    await center.ari.destroy_bridge(call_bridge_id(call.id))
+    await drop_bridge(center, call)
     now = time.time()
     if call.state == CallState.CONSULTING:
         end_talk(center, call, now)

@@ -21,7 +21,7 @@ from ccserver.config import Config
 from ccserver.metrics import instruments
 from ccserver.prompts import Prompts
 from ccserver.store import Store
-from ccserver.telephony.ari import AriEvent
+from ccserver.telephony.ari import AriError, AriEvent
 from tests.replay import SilentAsterisk, started_center, stop_center
 
 CALLER = "caller-1"
@@ -32,13 +32,16 @@ QUEUES = [
 
 
 class PlayingAsterisk(SilentAsterisk):
-    """Also finishes each prompt it is asked to play, a moment later, as Asterisk does, and
-    answers `GET /channels` with `channels` (what a restarted controller finds)."""
+    """Also finishes each prompt it is asked to play, a moment later, as Asterisk does,
+    answers `GET /channels` with `channels` (what a restarted controller finds), and refuses
+    a bridge id it has made before with 409: Asterisk keeps a destroyed bridge's id taken
+    until its last channel has left, which may be after the next agent answers."""
 
     def __init__(self) -> None:
         super().__init__()
         self.center: CallCenter | None = None
         self.channels: list[dict[str, Any]] = []
+        self.bridges: set[str] = set()
 
     async def request(
         self,
@@ -51,6 +54,11 @@ class PlayingAsterisk(SilentAsterisk):
         answer = await super().request(method, path, params=params, body=body)
         if (method, path) == ("GET", "/channels"):
             return self.channels
+        if (method, path) == ("POST", "/bridges"):
+            bridge = str((params or {})["bridgeId"])
+            if bridge in self.bridges:
+                raise AriError(f"POST /bridges: 409 Bridge with id '{bridge}' exists", status=409)
+            self.bridges.add(bridge)
         if method == "POST" and "/play/" in path and self.center is not None:
             finished = AriEvent("PlaybackFinished", {"playback": {"id": path.rsplit("/", 1)[1]}})
             asyncio.get_running_loop().call_later(0.01, self.center.media.on_event, finished)
@@ -313,6 +321,7 @@ async def test_a_blind_transfer_hangs_up_the_agent_and_queues_the_caller_at_its_
     assert scene.center.acd.router.call(call.id).arrival == call.arrived_at
     await scene.answer(scene.rung()[-1], call)
     assert (call.state, call.agent) == (CallState.CONNECTED, "1002")
+    assert scene.requests("POST", f"/bridges/call-{CALLER}~1/addChannel") == 1  # a new id
 
 
 async def test_an_agent_may_transfer_only_their_own_call(
