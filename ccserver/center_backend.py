@@ -11,10 +11,11 @@ from typing import Any
 
 from ccserver import seats
 from ccserver.acd import AcdError
-from ccserver.calls import agent_desk, agents, transfers
+from ccserver.alerts import AlertBoard
+from ccserver.calls import agent_desk, agents, monitor, transfers
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed, call_context
-from ccserver.calls.model import Call, CallState
+from ccserver.calls.model import Call, CallState, MonitorMode
 from ccserver.config import browser_phone
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
@@ -25,10 +26,17 @@ logger = logging.getLogger("ccserver.api")
 class CenterBackend:
     """The REST API's view of the running center (`ccserver.api.backend.ApiBackend`)."""
 
-    def __init__(self, center: CallCenter, *, sip_passwords: Mapping[str, str]) -> None:
-        """`sip_passwords`: phone id -> SIP password (the secrets'), for browser phones."""
+    def __init__(
+        self, center: CallCenter, *, sip_passwords: Mapping[str, str], alerts: AlertBoard
+    ) -> None:
+        """`sip_passwords`: phone id -> SIP password (the secrets'), for browser phones;
+        `alerts`: what Alertmanager has delivered."""
         self.center = center
         self.sip_passwords = sip_passwords
+        self.alert_board = alerts
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return self.alert_board.firing()
 
     def agents(self) -> list[dict[str, Any]]:
         return [self.center.acd.agent_view(a) for a in sorted(self.center.acd.agents)]
@@ -64,6 +72,22 @@ class CenterBackend:
         return await transfers.transfer(
             self.center, call_id, queue=queue, agent=agent, by=by, attended=attended
         )
+
+    def monitors(self) -> list[dict[str, Any]]:
+        return monitor.sessions(self.center)
+
+    async def start_monitor(
+        self, *, call: str | None, agent: str | None, phone: str, mode: str, by: str
+    ) -> dict[str, Any]:
+        return await monitor.start(
+            self.center, call_id=call, agent=agent, mode=MonitorMode(mode), phone=phone, by=by
+        )
+
+    async def switch_monitor(self, session: str, *, mode: str, by: str) -> dict[str, Any]:
+        return await monitor.switch(self.center, session, MonitorMode(mode), by=by)
+
+    async def stop_monitor(self, session: str, *, by: str) -> None:
+        await monitor.stop(self.center, session, by=by)
 
     def license(self) -> dict[str, Any]:
         return self.center.acd.ledger.usage()

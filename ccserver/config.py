@@ -96,6 +96,28 @@ class PrometheusConfig(_Section):
     retention: str = Field(default="15d", pattern=r"^[0-9]+[smhdwy]$")
 
 
+class AlertmanagerConfig(_Section):
+    """The stack's own Alertmanager (Debian's `prometheus-alertmanager`): takes the alerts
+    the stack's Prometheus fires, groups them per alert and queue and posts them to the
+    controller's webhook. Only started with Prometheus, which is all that feeds it; a single
+    instance, so no cluster gossip is listened for."""
+
+    enabled: bool = True
+    port: Port = _port(9097)
+    group_wait_s: int = Field(default=30, ge=0, le=3600)
+    """A new group of alerts is held this long, for its companions to join it."""
+    group_interval_s: int = Field(default=300, ge=1, le=86400)
+    """A group that changed (an alert joined or resolved) is sent again after this long."""
+    repeat_interval_s: int = Field(default=4 * 3600, ge=1, le=7 * 86400)
+    """An unchanged group still firing is sent again this often."""
+
+    @model_validator(mode="after")
+    def _repeat_after_group(self) -> AlertmanagerConfig:
+        if self.repeat_interval_s < self.group_interval_s:
+            raise ValueError("repeat_interval_s must be at least group_interval_s")
+        return self
+
+
 class ControllerConfig(_Section):
     app: str = Field(default="ccserver", pattern=r"^[A-Za-z0-9_-]+$")
     http_port: Port = _port(8090)
@@ -467,11 +489,27 @@ class DeskConfig(_Section):
     """The screen pop lists the caller's contacts of this many days."""
 
 
+class SupervisionConfig(_Section):
+    """Supervisors listening in on agents' calls (listen, whisper, barge)."""
+
+    phones: list[str] = Field(default_factory=list)
+    """Phones (of `phones.ids`) from which the feature codes *21<agent> (listen), *22<agent>
+    (whisper) and *23<agent> (barge) start a monitor session; any other phone is refused.
+    Through the API a supervisor's token may ring any phone of `phones.ids`."""
+    beep: bool = False
+    """The monitored agent hears a short beep when a session starts or changes mode."""
+    beep_agents: list[str] = Field(default_factory=list)
+    """Agents who hear the beep whatever `beep` says (e.g. trainees told they are coached)."""
+    ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    """How long the supervisor's phone rings before the session is given up."""
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
     redis: RedisConfig = RedisConfig()
     prometheus: PrometheusConfig = PrometheusConfig()
+    alertmanager: AlertmanagerConfig = AlertmanagerConfig()
     controller: ControllerConfig = ControllerConfig()
     hotline: HotlineConfig = HotlineConfig()
     phones: PhonesConfig = PhonesConfig()
@@ -481,6 +519,7 @@ class Config(_Section):
     reports: ReportsConfig = ReportsConfig()
     tls: TlsConfig = TlsConfig()
     desk: DeskConfig = DeskConfig()
+    supervision: SupervisionConfig = SupervisionConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
@@ -493,6 +532,10 @@ class Config(_Section):
         }
         if self.tls.enabled:
             ports["tls.sip_port"] = self.tls.sip_port
+        if self.prometheus.enabled:
+            ports["prometheus.port"] = self.prometheus.port
+        if self.alertmanager_runs:
+            ports["alertmanager.port"] = self.alertmanager.port
         seen: dict[int, str] = {}
         for key, port in ports.items():
             if port in seen:
@@ -518,6 +561,11 @@ class Config(_Section):
             AgentConfig(id=phone, skills=skills, phone=phone, auto_login=True)
             for phone in self.phones.ids
         ]
+
+    @property
+    def alertmanager_runs(self) -> bool:
+        """Whether the stack runs Alertmanager: asked for, and Prometheus there to feed it."""
+        return self.prometheus.enabled and self.alertmanager.enabled
 
     @property
     def run_dir(self) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import hmac
 import logging
 import os
 import signal
@@ -27,9 +28,10 @@ from aiohttp import web
 from ccserver import licensing, seats, tls
 from ccserver import secrets as secrets_mod
 from ccserver.acd import Acd
+from ccserver.alerts import WEBHOOK_PATH, AlertBoard
 from ccserver.api.app import make_app
-from ccserver.api.audit import AuditLog
 from ccserver.api.sessions import Sessions
+from ccserver.audit import AuditLog
 from ccserver.calls import recovery, routing, stasis
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed
@@ -37,6 +39,7 @@ from ccserver.calls.journal import Journal
 from ccserver.center_backend import CenterBackend
 from ccserver.config import BROWSER_PHONE_PREFIX, Config
 from ccserver.desk_streams import RedisDeskStreams
+from ccserver.errors import InputError
 from ccserver.history import History
 from ccserver.ivr.loader import load_flows, warm_prompts
 from ccserver.ivr.notices import NoticeBoard
@@ -83,7 +86,13 @@ class Controller:
         )
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
         self.history = History(config.run_dir / config.controller.history_db)
-        self.api_tokens = dict(secrets.api_tokens)
+        self.api_tokens = {
+            name: token
+            for name, token in secrets.api_tokens.items()
+            if name != secrets_mod.ALERTMANAGER_TOKEN
+        }
+        self.alertmanager_token = secrets.api_tokens.get(secrets_mod.ALERTMANAGER_TOKEN, "")
+        self.alerts = AlertBoard()
         self.notices = NoticeBoard(self.store.redis, self.prompts)
         self.lookups = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         ledger = seats.SeatLedger(
@@ -97,6 +106,7 @@ class Controller:
             queues={q.name: q for q in config.acd.queues},
         )
         self.sip_passwords = dict(secrets.agent_passwords)
+        self.audit = AuditLog(config.run_dir / "log" / "api-audit.jsonl")
         self.center = CallCenter(
             config=config,
             ari=AriRest(self.ari),
@@ -111,6 +121,7 @@ class Controller:
             pins=dict(secrets.agent_pins),
             lookups=self.lookups,
             desk=self.desk,
+            audit=self.audit,
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 
@@ -191,16 +202,28 @@ class Controller:
         }
         return web.json_response(body)
 
+    async def _alert_hook(self, request: web.Request) -> web.Response:
+        """Alertmanager's webhook (deploy/alertmanager/), with the `alertmanager` token."""
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        expected = self.alertmanager_token
+        if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+            return _error(401, "token-invalid", "Alertmanager's token is expected")
+        try:
+            self.alerts.receive(await request.json())
+        except (ValueError, InputError) as exc:
+            return _error(400, "input-invalid", str(exc))
+        return web.json_response({"firing": len(self.alerts.firing())})
+
     async def run(self, stop: asyncio.Event) -> None:
-        audit = AuditLog(self.config.run_dir / "log" / "api-audit.jsonl")
         app = make_app(
-            CenterBackend(self.center, sip_passwords=self.sip_passwords),
+            CenterBackend(self.center, sip_passwords=self.sip_passwords, alerts=self.alerts),
             self.api_tokens,
-            audit,
+            self.audit,
             sessions=Sessions(self.store.redis, self.config.desk.session_ttl_s),
             vendor_dir=DESK_VENDOR_DIR,
         )
         app.router.add_get("/healthz", self._healthz)
+        app.router.add_post(WEBHOOK_PATH, self._alert_hook)
         instruments.declare(q.name for q in self.config.acd.queues)
         app.router.add_get("/metrics", collector.handler(self))
         runner = web.AppRunner(app, access_log=None)
@@ -274,3 +297,7 @@ def serve(config: Config) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _error(status: int, slug: str, message: str) -> web.Response:
+    return web.json_response({"error": slug, "message": message}, status=status)

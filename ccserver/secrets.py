@@ -3,9 +3,10 @@
 One JSON file, mode 0600, holding the ARI password, the AMI secret, one SIP password per
 phone and per agent's browser desk (`web<id>`), one login PIN per agent (6 digits, typed
 on a phone keypad after `*11`) and the REST API's bearer tokens (`admin`, `supervisor`,
-and `agent:<id>` for each agent). New phones
-and agents get theirs when they first appear; existing secrets never change behind a
-running stack's back.
+`alertmanager` for the stack's Alertmanager posting to the alert webhook, and `agent:<id>`
+for each agent). New phones and agents get theirs when they first appear, as does a token
+this version adds to an older file; existing secrets never change behind a running stack's
+back.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ccserver.config import browser_phone
 from ccserver.errors import ConfigError
 
 FILE_NAME = "secrets.json"
+ALERTMANAGER_TOKEN = "alertmanager"
+"""The API token the stack's Alertmanager presents to the controller's alert webhook."""
 
 
 def _token() -> str:
@@ -37,17 +40,17 @@ class Secrets:
     """SIP password per phone (PJSIP endpoint) id."""
     agent_pins: dict[str, str] = field(default_factory=dict)
     api_tokens: dict[str, str] = field(default_factory=dict)
-    """Token name (`admin`, `supervisor`, `agent:<id>`) → bearer token."""
+    """Token name (`admin`, `supervisor`, `alertmanager`, `agent:<id>`) → bearer token."""
 
     def ensure_agents(self, phone_ids: list[str], agent_ids: list[str] | None = None) -> bool:
         """Give every listed phone and every agent's browser desk a SIP password, every
-        agent a PIN and an API token, and make the admin and supervisor tokens; return True
-        when something was added."""
+        agent a PIN and an API token, and make the admin, supervisor and alertmanager tokens;
+        return True when something was added."""
         agents = phone_ids if agent_ids is None else agent_ids
         browsers = [browser_phone(a) for a in agents]
         added = _fill(self.agent_passwords, [*phone_ids, *browsers], _token)
         added |= _fill(self.agent_pins, agents, _pin)
-        names = ["admin", "supervisor", *(f"agent:{a}" for a in agents)]
+        names = ["admin", "supervisor", ALERTMANAGER_TOKEN, *(f"agent:{a}" for a in agents)]
         added |= _fill(self.api_tokens, names, _token)
         return added
 

@@ -26,11 +26,11 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from ccserver.api import openapi
-from ccserver.api.audit import AuditLog
 from ccserver.api.auth import ApiError, Principal, RateLimiter, TokenTable
 from ccserver.api.backend import ApiBackend
 from ccserver.api.routes import PREFIX, ROUTES, Ctx, Route, Services
 from ccserver.api.sessions import Sessions
+from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 

@@ -107,6 +107,31 @@ class ApiBackend(Protocol):
         call, so it refuses `by="agent:<id>"` unless `<id>` is that agent."""
         ...
 
+    def alerts(self) -> list[dict[str, Any]]:
+        """The alerts firing now, as Alertmanager delivered them (`AlertBoard.firing`)."""
+        ...
+
+    def monitors(self) -> list[dict[str, Any]]:
+        """The supervisors' monitor sessions (`ccserver.calls.model.Monitor.to_dict`)."""
+        ...
+
+    async def start_monitor(
+        self, *, call: str | None, agent: str | None, phone: str, mode: str, by: str
+    ) -> dict[str, Any]:
+        """Ring `phone` for a monitor session in `mode` (listen, whisper, barge) on the call
+        `call` or on the one `agent` talks on (exactly one is given) and return it; raises
+        call-unknown, agent-unknown, phone-unknown (404), not-talking (409: no agent is
+        talking on the call), phone-failed (502)."""
+        ...
+
+    async def switch_monitor(self, session: str, *, mode: str, by: str) -> dict[str, Any]:
+        """Change a session's mode and return it; raises monitor-unknown (404)."""
+        ...
+
+    async def stop_monitor(self, session: str, *, by: str) -> None:
+        """End a session (the call goes on); raises monitor-unknown (404)."""
+        ...
+
     def license(self) -> dict[str, Any]:
         """The license in force and its use now (`SeatLedger.usage()`)."""
         ...

@@ -56,6 +56,63 @@ class TransferRequest(BaseModel):
         return self
 
 
+class Alert(BaseModel):
+    """An alert firing now."""
+
+    fingerprint: str
+    status: Literal["firing"]
+    name: str = Field(description="the rule's alertname, e.g. `CcserverQueueOldestWaitHigh`")
+    severity: str
+    summary: str
+    labels: dict[str, str]
+    starts_at: str = Field(description="when it began firing (RFC 3339, Alertmanager's)")
+
+
+MonitorModeName = Literal["listen", "whisper", "barge"]
+
+
+class MonitorRequest(BaseModel):
+    """Listen in on a talking agent: give exactly one of `call` (a call's id) and `agent`
+    (the agent whose current call it is), the `phone` that rings for the supervisor, and the
+    `mode` to start in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: str | None = Field(default=None, min_length=1, max_length=64)
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
+    phone: str = Field(min_length=1, max_length=64, description="an id of `phones.ids`")
+    mode: MonitorModeName = Field(
+        default="listen",
+        description="listen: hear both sides, nobody hears you. whisper: the agent hears "
+        "you, the caller does not. barge: both hear you.",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> MonitorRequest:
+        if (self.call is None) == (self.agent is None):
+            raise ValueError("give exactly one of call and agent")
+        return self
+
+
+class MonitorSwitch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: MonitorModeName
+
+
+class MonitorSession(BaseModel):
+    """A supervisor's monitor session on an agent's call."""
+
+    id: str
+    supervisor: str = Field(description="the token name, or `phone:<id>` for a feature code")
+    phone: str = Field(description="the supervisor's phone")
+    agent: str
+    call: str
+    mode: MonitorModeName
+    started_at: float
+    answered_at: float | None = Field(description="null: the supervisor's phone still rings")
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -29,6 +29,7 @@ _STATUS_TEXT = {
     413: "Body too large",
     429: "Too many failed attempts",
     500: "Failed",
+    502: "Asterisk refused the request",
     503: "Unavailable",
 }
 _SUCCESS_TEXT = {200: "OK", 201: "Created"}

@@ -208,6 +208,36 @@ async def _transfer(ctx: Ctx) -> Any:
     )
 
 
+async def _alerts(ctx: Ctx) -> Any:
+    return ctx.services.backend.alerts()
+
+
+async def _monitors(ctx: Ctx) -> Any:
+    return ctx.services.backend.monitors()
+
+
+async def _start_monitor(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.MonitorRequest)
+    return await ctx.services.backend.start_monitor(
+        call=body.call, agent=body.agent, phone=body.phone, mode=body.mode, by=ctx.who.name
+    )
+
+
+async def _switch_monitor(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.MonitorSwitch)
+    return await ctx.services.backend.switch_monitor(
+        ctx.params["id"], mode=body.mode, by=ctx.who.name
+    )
+
+
+async def _stop_monitor(ctx: Ctx) -> Any:
+    session = ctx.params["id"]
+    await ctx.services.backend.stop_monitor(session, by=ctx.who.name)
+    return {"deleted": session}
+
+
 async def _license(ctx: Ctx) -> Any:
     return ctx.services.backend.license()
 
@@ -474,6 +504,77 @@ ROUTES: tuple[Route, ...] = (
         "the transfer; the target hanging up or not answering sends the caller back to its "
         "former queue. An agent token may transfer only a call it is on. Answers the call "
         "as it is now.",
+    ),
+    Route(
+        "GET",
+        "/alerts",
+        _alerts,
+        "listAlerts",
+        "The alerts firing now, as the stack's Alertmanager delivered them.",
+        Role.SUPERVISOR,
+        models.Alert,
+        many=True,
+        details="Prometheus evaluates deploy/prometheus/rules/alerts.yml, Alertmanager groups "
+        "and routes them (deploy/alertmanager/) to the controller; a resolved alert leaves "
+        "the list. Kept in memory: after a restart the list fills again within Alertmanager's "
+        "group interval.",
+    ),
+    Route(
+        "GET",
+        "/monitors",
+        _monitors,
+        "listMonitors",
+        "The supervisors' monitor sessions (listen, whisper, barge) now.",
+        Role.SUPERVISOR,
+        models.MonitorSession,
+        many=True,
+    ),
+    Route(
+        "POST",
+        "/monitors",
+        _start_monitor,
+        "startMonitor",
+        "Listen to, whisper to or barge into a talking agent's call from a phone.",
+        Role.SUPERVISOR,
+        models.MonitorSession,
+        status=201,
+        body=models.MonitorRequest,
+        errors=(
+            *_BODY_ERRORS,
+            (404, "call-unknown"),
+            (404, "agent-unknown"),
+            (404, "phone-unknown"),
+            (409, "not-talking"),
+            (502, "phone-failed"),
+        ),
+        details="The `phone` rings (caller id: the mode and the agent); when it answers "
+        "the supervisor hears the caller and the agent. `whisper`: the agent hears the "
+        "supervisor, the caller does not; `barge`: both do. The session ends when the "
+        "supervisor hangs up, when it is deleted, or when the agent's part of the call ends; "
+        "the call itself is never touched. Every start, switch and end is in the audit log.",
+    ),
+    Route(
+        "POST",
+        "/monitors/{id}/mode",
+        _switch_monitor,
+        "switchMonitor",
+        "Switch a monitor session between listen, whisper and barge.",
+        Role.SUPERVISOR,
+        models.MonitorSession,
+        body=models.MonitorSwitch,
+        params=(("id", "the session's id"),),
+        errors=(*_BODY_ERRORS, (404, "monitor-unknown")),
+    ),
+    Route(
+        "DELETE",
+        "/monitors/{id}",
+        _stop_monitor,
+        "stopMonitor",
+        "End a monitor session; the call goes on.",
+        Role.SUPERVISOR,
+        models.Deleted,
+        params=(("id", "the session's id"),),
+        errors=((404, "monitor-unknown"),),
     ),
     Route(
         "GET",

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import aiohttp
 
 from ccserver.acd import Acd, PinGuard
+from ccserver.audit import AuditLog
 from ccserver.calls.desk import DeskFeed
 from ccserver.calls.journal import Journal
 from ccserver.calls.media import Media
@@ -38,6 +39,7 @@ from ccserver.calls.model import (
     CallState,
     Leg,
     LegRole,
+    Monitor,
 )
 from ccserver.config import Config
 from ccserver.errors import CCServerError
@@ -95,7 +97,8 @@ class Routes:
 
     entries: Mapping[str, EventHandler]
     """StasisStart of a channel that is not a leg of ours, by its first Stasis argument
-    (`inbound,<dnis>` from the hotline dialplan, `feature,<code>` from an agent's phone)."""
+    (`inbound,<dnis>` from the hotline dialplan, `feature,<code>` from an agent's phone,
+    `supervise,<code>` from a supervisor's)."""
     answered: Mapping[LegRole, AnswerHandler]
     """StasisStart of a leg we originated (it answered), by the leg's role."""
     leg_gone: Mapping[LegRole, LegGoneHandler]
@@ -104,6 +107,9 @@ class Routes:
     """A call's own channel left (StasisEnd, or ChannelDestroyed with its cause)."""
     transfer_requested: EventHandler
     """A phone asked for a transfer (ChannelTransfer: a SIP REFER on an agent leg)."""
+    monitor_event: EventHandler
+    """StasisStart, StasisEnd or ChannelDestroyed of a supervisor's monitor session's
+    channel (its phone's leg, its snoop on an agent's leg)."""
     dispatch: Callable[[CallCenter], Awaitable[None]]
     """Ring agents for every assignment the router can make now; run as every transaction
     ends."""
@@ -126,11 +132,12 @@ class CallCenter:
         pins: Mapping[str, str] | None = None,
         lookups: aiohttp.ClientSession | None = None,
         desk: DeskFeed | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
         """`flows`: dialled number -> IVR flow; `notices`: the outage notice board (needs
         Redis); `pins`: agent id -> PIN; `lookups`: the HTTP session the flows' lookups
         use (needed when there are flows); `desk`: the agents' desk events, told of every
-        commit."""
+        commit; `audit`: where actions on others' calls are written (monitor sessions)."""
         self.config = config
         self.ari = ari
         self.journal = journal
@@ -142,10 +149,13 @@ class CallCenter:
         self.pins: Mapping[str, str] = pins or {}
         self.lookups = lookups
         self.desk = desk
+        self.audit = audit
         self.media = Media(ari)
         self.strict = config.controller.strict_states
         self.calls: dict[str, Call] = {}
         self.legs: dict[str, Leg] = {}  # channel id of a leg we originated -> its call, role
+        self.monitors: dict[str, Monitor] = {}  # supervisors' sessions by id
+        self.monitor_channels: dict[str, str] = {}  # a session's channel -> the session
         self.sessions: dict[str, asyncio.Task[Any]] = {}  # call id -> the task talking to it
         self.rona_at: dict[str, float] = {}  # agent -> when their phone last rang out
         self.pin_guard = PinGuard(config.acd.pin_attempts)  # wrong PINs by phone or token
@@ -243,7 +253,9 @@ class CallCenter:
 
     async def _route(self, event: AriEvent) -> None:
         channel = event.channel_id or ""
-        if event.type == "ChannelTransfer":
+        if channel in self.monitor_channels and event.type != "ChannelTransfer":
+            await self.routes.monitor_event(self, event)
+        elif event.type == "ChannelTransfer":
             await self.routes.transfer_requested(self, event)
         elif event.type == "StasisStart":
             await self._stasis_start(event, channel)

@@ -80,6 +80,46 @@ class LegRole(StrEnum):
     CUSTOMER = "customer"  # the customer dialled for a callback
 
 
+class MonitorMode(StrEnum):
+    """Where a supervisor's voice goes; they always hear both sides."""
+
+    LISTEN = "listen"  # nowhere
+    WHISPER = "whisper"  # to the agent only
+    BARGE = "barge"  # to the agent and the caller
+
+
+@dataclass
+class Monitor:
+    """A supervisor's session on an agent's call: their phone's leg and a snoop channel on
+    the agent's leg, in the session's bridge (`ccserver.calls.monitor`)."""
+
+    id: str
+    supervisor: str  # who asked: a token name, or `phone:<id>` for a feature code
+    phone: str  # where the supervisor listens
+    agent: str
+    call: str
+    agent_channel: str  # the leg snooped on
+    mode: MonitorMode
+    leg: str  # the supervisor's channel
+    bridge: str
+    started_at: float
+    answered_at: float | None = None
+    snoop: str | None = None  # the snoop in the bridge now
+    pending_snoop: str | None = None  # one made for a new mode, not in the bridge yet
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "supervisor": self.supervisor,
+            "phone": self.phone,
+            "agent": self.agent,
+            "call": self.call,
+            "mode": self.mode.value,
+            "started_at": self.started_at,
+            "answered_at": self.answered_at,
+        }
+
+
 @dataclass(frozen=True)
 class Leg:
     call: str
@@ -94,6 +134,9 @@ CUSTOMER_LEG_PREFIX = "cb-"
 CALL_BRIDGE_PREFIX = "call-"
 RECORDING_PREFIX = "call-"
 COMMENT_PREFIX = "comment-"
+MONITOR_LEG_PREFIX = "mon-"
+SNOOP_PREFIX = "snoop-"
+MONITOR_BRIDGE_PREFIX = "monitor-"
 GENERATION_MARK = "~"  # in no channel id Asterisk makes
 
 
@@ -121,8 +164,25 @@ def call_of_bridge(bridge_id: str) -> str | None:
 
 
 def is_our_leg(channel_id: str) -> bool:
-    """A channel we originated (an agent's or a customer's leg), not a caller's."""
-    return channel_id.startswith((AGENT_LEG_PREFIX, CUSTOMER_LEG_PREFIX))
+    """A channel we originated (an agent's or a customer's leg, a supervisor's phone or
+    its snoop on an agent), not a caller's."""
+    return channel_id.startswith(
+        (AGENT_LEG_PREFIX, CUSTOMER_LEG_PREFIX, MONITOR_LEG_PREFIX, SNOOP_PREFIX)
+    )
+
+
+def monitor_ids() -> tuple[str, str, str]:
+    """A new monitor session's id, its supervisor leg's channel id and its bridge's id."""
+    session = uuid.uuid4().hex[:12]
+    return session, MONITOR_LEG_PREFIX + session, MONITOR_BRIDGE_PREFIX + session
+
+
+def snoop_id() -> str:
+    return f"{SNOOP_PREFIX}{uuid.uuid4().hex}"
+
+
+def is_monitor_bridge(bridge_id: str) -> bool:
+    return bridge_id.startswith(MONITOR_BRIDGE_PREFIX)
 
 
 def recording_name(call_id: str) -> str:

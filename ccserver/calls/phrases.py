@@ -79,6 +79,9 @@ REFUSALS: dict[str, dict[str, str]] = {
     "license-grace-exhausted": {"zh": "坐席许可已满", "en": "no licensed seat is free"},
     "license-expired": {"zh": "坐席许可已过期", "en": "the license has expired"},
     "license-not-yet-valid": {"zh": "坐席许可尚未生效", "en": "the license is not valid yet"},
+    "forbidden": {"zh": "本话机无监听权限", "en": "this phone may not monitor"},
+    "not-talking": {"zh": "该坐席不在通话中", "en": "that agent is on no call"},
+    "agent-unknown": {"zh": "没有该坐席", "en": "no such agent"},
 }
 """Why a feature code was refused (an error's slug), short enough to be spoken."""
 

@@ -13,7 +13,8 @@ channels and bridges that exist now:
 - a callback in progress starts over from its place; a callback waiting needs no channel;
 - callers that arrived in our Stasis app unseen are adopted into their queue;
 - stray agent legs, customer legs and call bridges (a live call's earlier ones too) are
-  hung up or destroyed.
+  hung up or destroyed, and so are supervisors' monitor sessions after a restart (their
+  phones' legs, snoops and bridges; the monitored calls go on).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ccserver.calls.model import (
     LegRole,
     Outcome,
     call_of_bridge,
+    is_monitor_bridge,
     is_our_leg,
 )
 from ccserver.calls.routing import withdraw
@@ -124,13 +126,17 @@ async def _reconcile(center: CallCenter) -> int:
         if _is_our_inbound(center, channel) and channel["id"] not in center.calls:
             await _adopt(center, channel)
             adopted += 1
-    for channel_id in live:
-        if is_our_leg(channel_id) and channel_id not in center.legs:
+    for channel_id, channel in live.items():
+        ours = is_our_leg(channel_id) or _is_supervisor_phone(center, channel)
+        if ours and channel_id not in center.legs and channel_id not in center.monitor_channels:
             await center.ari.hangup(channel_id)
+    monitoring = {m.bridge for m in center.monitors.values()}
     for bridge_id in bridges:
         call_id = call_of_bridge(bridge_id)
         owner = center.calls.get(call_id) if call_id is not None else None
-        if call_id is not None and (owner is None or owner.bridge != bridge_id):
+        stale_talk = call_id is not None and (owner is None or owner.bridge != bridge_id)
+        stale_monitor = is_monitor_bridge(bridge_id) and bridge_id not in monitoring
+        if stale_talk or stale_monitor:
             await center.ari.destroy_bridge(bridge_id)
     await _phones(center)
     return adopted
@@ -217,8 +223,17 @@ async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:
 
 
 def _is_our_inbound(center: CallCenter, channel: dict[str, Any]) -> bool:
+    return _in_stasis_as(center, channel, "inbound")
+
+
+def _is_supervisor_phone(center: CallCenter, channel: dict[str, Any]) -> bool:
+    """A desk phone that dialled a monitor feature code (its session is not ours now)."""
+    return _in_stasis_as(center, channel, "supervise")
+
+
+def _in_stasis_as(center: CallCenter, channel: dict[str, Any], entry: str) -> bool:
     dialplan = channel.get("dialplan") or {}
     app_data = str(dialplan.get("app_data", ""))
     return dialplan.get("app_name") == "Stasis" and app_data.startswith(
-        f"{center.config.controller.app},inbound"
+        f"{center.config.controller.app},{entry}"
     )

@@ -12,7 +12,16 @@ leg was an agent in a talk, `agent_leg_gone` decides by the call's state.
 
 from __future__ import annotations
 
-from ccserver.calls import agents, callbacks, inbound, queueing, routing, talk, transfers
+from ccserver.calls import (
+    agents,
+    callbacks,
+    inbound,
+    monitor,
+    queueing,
+    routing,
+    talk,
+    transfers,
+)
 from ccserver.calls.center import CallCenter, Routes
 from ccserver.calls.model import VANISHED_CAUSES, Call, CallState, LegRole, Outcome, cause_result
 
@@ -50,7 +59,11 @@ async def _consult_target_gone(center: CallCenter, call: Call, leg: str, cause: 
 
 
 ROUTES = Routes(
-    entries={"inbound": inbound.arrive, "feature": agents.feature_dialled},
+    entries={
+        "inbound": inbound.arrive,
+        "feature": agents.feature_dialled,
+        "supervise": monitor.feature_dialled,
+    },
     answered={
         LegRole.AGENT: talk.agent_answered,
         LegRole.CONSULT_TARGET: transfers.target_answered,
@@ -66,5 +79,6 @@ ROUTES = Routes(
     },
     caller_gone=talk.caller_gone,
     transfer_requested=transfers.on_refer,
+    monitor_event=monitor.on_event,
     dispatch=routing.dispatch,
 )

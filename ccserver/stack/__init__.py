@@ -1,8 +1,9 @@
 """`ccserver stack up|down|status`: the runtime stack, started by the project itself.
 
 `up` generates every config into the run dir, then starts Redis (own port, own dir, AOF),
-Asterisk (from the cached build, foreground, `maxcalls`) and the controller, waiting until
-each is healthy before starting the next. `down` stops exactly what `up` started, in
+Asterisk (from the cached build, foreground, `maxcalls`), the controller, and, when enabled,
+Alertmanager and then the Prometheus that feeds it, waiting until each is healthy before
+starting the next. `down` stops exactly what `up` started, in
 reverse order. Tests start private stacks on their own ports and run dirs.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +30,14 @@ from ccserver import tls
 from ccserver.config import Config
 from ccserver.errors import StackError
 from ccserver.stack.procs import Proc, require, wait_until
-from ccserver.stack.render import AsteriskLayout, prometheus_conf, redis_conf, write_asterisk
+from ccserver.stack.render import (
+    AsteriskLayout,
+    alertmanager_conf,
+    alertmanager_host,
+    prometheus_conf,
+    redis_conf,
+    write_asterisk,
+)
 
 START_TIMEOUT_S = 60.0
 
@@ -43,7 +52,7 @@ class PartStatus:
     def line(self) -> str:
         state = "up" if self.healthy else ("starting/unhealthy" if self.pid else "down")
         pid = f"pid {self.pid}" if self.pid else "-"
-        return f"{self.name:<11} {state:<18} {pid:<10} {self.detail}"
+        return f"{self.name:<12} {state:<18} {pid:<10} {self.detail}"
 
 
 class Stack:
@@ -57,6 +66,11 @@ class Stack:
         self.asterisk = Proc("asterisk", self.run_dir, str(self.layout.conf))
         self.controller = Proc("controller", self.run_dir, "ccserver")
         self.prometheus = Proc("prometheus", self.run_dir, "prometheus")
+        self.alertmanager_dir = self.run_dir / "alertmanager"
+        # Marked by its config file: "prometheus" is in its program's name too.
+        self.alertmanager = Proc(
+            "alertmanager", self.run_dir, str(self.alertmanager_dir / "alertmanager.yml")
+        )
         self.billing = Proc("billing", self.run_dir, "billing-demo")
 
     # --- paths and clients ---------------------------------------------------------------
@@ -117,6 +131,8 @@ class Stack:
         self._start_redis()
         self._start_asterisk()
         self._start_controller()
+        if self.config.alertmanager_runs:
+            self._start_alertmanager(secrets.api_tokens[secrets_mod.ALERTMANAGER_TOKEN])
         if self.config.prometheus.enabled:
             self._start_prometheus()
         return self.status()
@@ -158,6 +174,8 @@ class Stack:
             stopped.append("billing demo")
         if self.prometheus.stop(timeout=10.0):
             stopped.append("prometheus")
+        if self.alertmanager.stop(timeout=10.0):
+            stopped.append("alertmanager")
         if self.controller.stop(timeout=10.0):
             stopped.append("controller")
         asterisk = self.asterisk.pid()
@@ -173,6 +191,8 @@ class Stack:
 
     def status(self) -> list[PartStatus]:
         parts = [self._redis_status(), self._asterisk_status(), self._controller_status()]
+        if self.config.alertmanager_runs:
+            parts.append(self._alertmanager_status())
         if self.config.prometheus.enabled:
             parts.append(self._prometheus_status())
         if self.billing.pid() is not None:  # only the demo starts it
@@ -182,6 +202,10 @@ class Stack:
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.config.stack.bind}:{self.config.prometheus.port}"
+
+    @property
+    def alertmanager_url(self) -> str:
+        return f"http://{alertmanager_host(self.config)}:{self.config.alertmanager.port}"
 
     # --- parts ---------------------------------------------------------------------------
     def _preflight(self) -> None:
@@ -264,6 +288,48 @@ class Stack:
                 return bool(r.status == 200)
         except (urllib.error.URLError, OSError):
             return False
+
+    def _start_alertmanager(self, token: str) -> None:
+        """Alertmanager on `stack.bind`, its state in the run dir, no cluster gossip (a
+        single instance: an empty `--cluster.listen-address`). The webhook's bearer token
+        goes into a 0600 file that its configuration names."""
+        if shutil.which("prometheus-alertmanager") is None:
+            raise StackError("prometheus-alertmanager not found; run `make setup`")
+        directory = self.alertmanager_dir
+        directory.mkdir(mode=0o700, exist_ok=True)
+        token_file = directory / "token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(token)
+        os.chmod(token_file, 0o600)  # a file left by an older run keeps its own mode
+        conf = directory / "alertmanager.yml"
+        conf.write_text(alertmanager_conf(self.config, token_file))
+        if self.alertmanager.pid() is None:
+            listen = f"{self.config.stack.bind}:{self.config.alertmanager.port}"
+            self.alertmanager.start(
+                [
+                    "prometheus-alertmanager",
+                    f"--config.file={conf}",
+                    f"--storage.path={directory / 'data'}",
+                    f"--web.listen-address={listen}",
+                    "--cluster.listen-address=",
+                ]
+            )
+        require(wait_until(self._alertmanager_ok, START_TIMEOUT_S, 0.2), self.alertmanager, "ready")
+
+    def _alertmanager_ok(self) -> bool:
+        if self.alertmanager.pid() is None:
+            raise StackError(f"alertmanager exited during start:\n{self.alertmanager.tail()}")
+        try:
+            with urllib.request.urlopen(self.alertmanager_url + "/-/ready", timeout=2.0) as r:
+                return bool(r.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def _alertmanager_status(self) -> PartStatus:
+        pid = self.alertmanager.pid()
+        ok = pid is not None and self._alertmanager_ok()
+        return PartStatus("alertmanager", pid, ok, self.alertmanager_url)
 
     def _prometheus_status(self) -> PartStatus:
         pid = self.prometheus.pid()

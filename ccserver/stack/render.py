@@ -6,11 +6,13 @@ untouched). An unknown placeholder is a bug in a template and fails loudly.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ccserver import tls
+from ccserver.alerts import WEBHOOK_PATH
 from ccserver.config import Config, browser_phone
 from ccserver.errors import StackError
 from ccserver.secrets import Secrets
@@ -258,19 +260,75 @@ def write_asterisk(config: Config, secrets: Secrets, layout: AsteriskLayout) -> 
 
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
+ALERTMANAGER_DIR = REPO_ROOT / "deploy" / "alertmanager"
 
 
 def prometheus_conf(config: Config) -> str:
     """The stack's Prometheus configuration: the shipped template with this stack's ports,
-    and the shipped recording and alerting rules."""
+    the shipped recording and alerting rules, and the stack's Alertmanager when it runs."""
     bind = config.stack.bind
     template = (PROMETHEUS_DIR / "prometheus.yml.tmpl").read_text()
     values = {
         "controller_target": f"{bind}:{config.controller.http_port}",
         "asterisk_target": f"{bind}:{config.asterisk.http_port}",
         "rules_dir": str(PROMETHEUS_DIR / "rules"),
+        "alerting": _alerting(config),
     }
     return _scrape_controller_over_tls(config, fill(template, values, "prometheus.yml.tmpl"))
+
+
+def _alerting(config: Config) -> str:
+    """Prometheus' `alerting` section: the stack's own Alertmanager, plain HTTP on the
+    address it listens on (a wildcard bind is reached on loopback); nothing without it."""
+    if not config.alertmanager_runs:
+        return ""
+    target = f"{alertmanager_host(config)}:{config.alertmanager.port}"
+    return "\n".join(
+        [
+            "alerting:",
+            "  alertmanagers:",
+            "    - scheme: http",
+            "      static_configs:",
+            f'        - targets: ["{target}"]',
+            "",
+            "",
+        ]
+    )
+
+
+def alertmanager_host(config: Config) -> str:
+    """Where the stack's own clients reach Alertmanager: its bind address, or loopback when
+    that is a wildcard."""
+    bind = config.stack.bind
+    return "127.0.0.1" if ipaddress.ip_address(bind).is_unspecified else bind
+
+
+def alertmanager_conf(config: Config, token_file: Path) -> str:
+    """The stack's Alertmanager configuration: one receiver, the controller's alert webhook
+    (https against the CA in use when TLS is on), authenticated with the bearer token in
+    `token_file`. The token itself never appears in the result."""
+    am = config.alertmanager
+    template = (ALERTMANAGER_DIR / "alertmanager.yml.tmpl").read_text()
+    values = {
+        "webhook_url": tls.controller_url(config, WEBHOOK_PATH),
+        "token_file": str(token_file),
+        "webhook_tls": _webhook_tls(config),
+        "group_wait": f"{am.group_wait_s}s",
+        "group_interval": f"{am.group_interval_s}s",
+        "repeat_interval": f"{am.repeat_interval_s}s",
+    }
+    return fill(template, values, "alertmanager.yml.tmpl")
+
+
+def _webhook_tls(config: Config) -> str:
+    """The webhook's `tls_config` under its `http_config`: our CA when TLS is on and the
+    certificate is ours (or the operator named its CA); else none (plain HTTP, or the
+    system's trusted CAs)."""
+    ca = tls.files(config).ca if config.tls.enabled else None
+    if ca is None:
+        return ""
+    indent = " " * 10
+    return f'{indent}tls_config:\n{indent}  ca_file: "{ca}"'
 
 
 def _scrape_controller_over_tls(config: Config, rendered: str) -> str:

@@ -77,6 +77,23 @@ class AriRest:
             body={"variables": variables} if variables else None,
         )
 
+    async def snoop(
+        self, channel: str, snoop: str, *, whisper: str, app: str, app_args: str
+    ) -> None:
+        """A snoop channel `snoop` on `channel` that hears both its directions and sends
+        what it is given `whisper` (none, out: to the channel's device, both: also into
+        what the channel sends); it enters Stasis(`app`, `app_args`) at once and ends when
+        `channel` does."""
+        params: dict[str, str | int] = {
+            "spy": "both",
+            "app": app,
+            "appArgs": app_args,
+            "snoopId": snoop,
+        }
+        if whisper != "none":
+            params["whisper"] = whisper
+        await self.ari.request("POST", f"/channels/{channel}/snoop", params=params)
+
     async def continue_in_dialplan(self, channel: str, context: str, extension: str) -> None:
         """The channel leaves Stasis for `extension` in `context` (a blind transfer)."""
         await self.ari.request(

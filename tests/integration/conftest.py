@@ -77,6 +77,54 @@ class LiveStack:
             abandon_after_ms=abandon_after_ms,
         )
 
+    def call_in(self, rtp_port: int, dial: str) -> sipp.Sipp:
+        """A caller to `dial` whose media is the RTP phone on `rtp_port` (desk_caller.xml:
+        SIPp signals, the test's `rtp_phone.RtpPhone` sends and hears)."""
+        run = self.next_run()
+        return self._scripted_phone(
+            "desk_caller.xml",
+            f"desk-caller-{run}",
+            {"RTP_PORT": rtp_port},
+            remote=f"127.0.0.1:{self.config.asterisk.sip_port}",
+            extra=["-key", "run", run, "-s", dial, "-m", "1", "-timeout", "300"],
+        )
+
+    def phone_at(self, pool: str, rtp_port: int, hangup_ms: int = 300_000) -> sipp.Sipp:
+        """The phones of `pool`, answering with media on the RTP phone at `rtp_port`
+        (desk_phone.xml); the phone hangs up after `hangup_ms` unless the far end has."""
+        return self._scripted_phone(
+            "desk_phone.xml",
+            f"desk-phone-{pool}-{self.next_run()}",
+            {"RTP_PORT": rtp_port, "HANGUP_MS": hangup_ms},
+            local_port=self.agent_ports[pool],
+            extra=["-m", "1"],
+        )
+
+    def _scripted_phone(
+        self,
+        scenario: str,
+        name: str,
+        values: dict[str, int],
+        *,
+        remote: str | None = None,
+        local_port: int | None = None,
+        extra: list[str],
+    ) -> sipp.Sipp:
+        self.work.mkdir(parents=True, exist_ok=True)
+        text = (sipp.SCENARIOS / scenario).read_text(encoding="latin-1")
+        for key, value in values.items():
+            text = text.replace(key, str(value))
+        (self.work / f"{name}.xml").write_text(text, encoding="latin-1")
+        return sipp.Sipp(
+            str(self.work / f"{name}.xml"),
+            work_dir=self.work,
+            name=name,
+            local_port=local_port or free_port(),
+            media_port=free_port(),
+            remote=remote,
+            extra=extra,
+        )
+
     def agents(
         self, pool: str, talk_ms: int, answer: bool = True, refer_to: str | None = None
     ) -> sipp.Sipp:
@@ -242,6 +290,8 @@ def start_stack(
     tls: dict[str, Any] | None = None,
     phones: dict[str, Any] | None = None,
     asterisk: dict[str, Any] | None = None,
+    supervision: dict[str, Any] | None = None,
+    alertmanager: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
@@ -249,7 +299,8 @@ def start_stack(
     `ivr` the IVR section (default: no flows, so calls go straight to their queue);
     `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
     `tls` is the `[tls]` section (default: off); `phones` adds to the phones section,
-    `asterisk` to the asterisk one."""
+    `asterisk` to the asterisk one, `alertmanager` to that one (it runs with Prometheus),
+    `supervision` is that section."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -272,6 +323,7 @@ def start_stack(
         },
         "redis": {"port": free_port()},
         "prometheus": {"enabled": prometheus, "port": free_port()},
+        "alertmanager": {"port": free_port(), **(alertmanager or {})},
         # strict_states: a call-state move the transition table forbids fails the call
         # loudly (a `call.state_error` and a traceback in the controller's log).
         "controller": {
@@ -286,6 +338,7 @@ def start_stack(
         "ivr": ivr if ivr is not None else {"flows_dir": str(no_flows)},
         "license": {"trusted_keys": [str(tmp / "keys" / "vendor.pub")]},
         "tls": tls or {},
+        "supervision": supervision or {},
     }
     config = config_mod.Config.model_validate(data)
     # Room for every test's agents and callers; the licensing tests install their own.

@@ -54,6 +54,13 @@ class Heard:
     peak_hz: float  # the strongest frequency, 0 when silent
     share: float  # of the energy within ±25 Hz of the peak
     rms: float
+    spectrum: tuple[tuple[float, float], ...] = ()  # (hz, power) in 5 Hz bins
+
+    def share_at(self, hz: float) -> float:
+        """The share of the energy within ±25 Hz of `hz` (0 when silent): a mix of two
+        tones of equal loudness gives each about one half."""
+        total = sum(p for _, p in self.spectrum) or 1.0
+        return sum(p for f, p in self.spectrum if abs(f - hz) <= 25) / total
 
 
 class RtpPhone:
@@ -192,4 +199,4 @@ def _analyse(samples: list[int], packets: int) -> Heard:
     peak = max(powers, key=lambda hz: powers[hz])
     total = sum(powers.values()) or 1.0
     near = sum(p for hz, p in powers.items() if abs(hz - peak) <= 25)
-    return Heard(packets, peak, near / total, rms)
+    return Heard(packets, peak, near / total, rms, tuple(powers.items()))

@@ -33,7 +33,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from ccserver import tls
-from ccserver.loadtest import privstack, sipp
+from ccserver.loadtest import privstack
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, free_port, start_stack
 from tests.integration.rtp_phone import Heard, RtpPhone
@@ -45,7 +45,6 @@ PHONE_AGENT = "1001"  # a SIPp UAS, for transfers
 ACCOUNT = "1000000001"
 MIC_HZ, MOH_HZ, CALLER_HZ = 1000.0, 440.0, 600.0
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"
-SCENARIO = Path(__file__).resolve().parents[2] / "sipp_scenarios" / "desk_caller.xml"
 
 
 def _tone(path: Path, hz: float, rate: int) -> Path:
@@ -208,25 +207,6 @@ def ready(driver: WebDriver) -> None:
     wait_js(driver, "window.desk.view.state === 'ready'")
 
 
-def call_in(live: LiveStack, phone: RtpPhone, dial: str) -> sipp.Sipp:
-    """A caller to `dial` whose media is `phone`: SIPp with desk_caller.xml."""
-    run = live.next_run()
-    work = live.work
-    work.mkdir(parents=True, exist_ok=True)
-    scenario = work / f"desk-caller-{run}.xml"
-    text = SCENARIO.read_text(encoding="latin-1").replace("RTP_PORT", str(phone.port))
-    scenario.write_text(text, encoding="latin-1")
-    return sipp.Sipp(
-        str(scenario),
-        work_dir=work,
-        name=f"desk-caller-{run}",
-        local_port=free_port(),
-        media_port=free_port(),
-        remote=f"127.0.0.1:{live.config.asterisk.sip_port}",
-        extra=["-key", "run", run, "-s", dial, "-m", "1", "-timeout", "300"],
-    )
-
-
 def heard(phone: RtpPhone, seconds: float = 1.5) -> Heard:
     """What the caller heard in the last half second, after waiting `seconds`."""
     time.sleep(seconds)
@@ -275,7 +255,7 @@ def test_ivr_caller_rings_the_page_with_its_pop_and_talks_both_ways(
     phone = RtpPhone()
     phone.tone_hz = CALLER_HZ
     phone.start()
-    caller = call_in(live, phone, "95598").start()
+    caller = live.call_in(phone.port, "95598").start()
     try:
         assert wait_until(lambda: phone.peer is not None, 10), "the caller got no audio"
         time.sleep(1.5)
@@ -340,7 +320,7 @@ def test_blind_transfer_from_the_page_keeps_the_callers_arrival_time(
     phone = RtpPhone().start()
     agents = live.agents("answer", talk_ms=2000).start()
     live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "not-ready", "reason": "break"})
-    caller = call_in(live, phone, "95599").start()
+    caller = live.call_in(phone.port, "95599").start()
     try:
         wait_js(browser, "window.desk.incoming && window.desk.view.call_state === 'ringing'", 30)
         call_id = str(js(browser, "window.desk.view.call"))
@@ -378,7 +358,7 @@ def test_callers_hear_music_while_waiting_after_the_queue_had_emptied(
     live.api("POST", f"/agents/{DESK_AGENT}/state", {"action": "not-ready", "reason": "break"})
     live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "not-ready", "reason": "break"})
     phone = RtpPhone().start()
-    caller = call_in(live, phone, "95599").start()
+    caller = live.call_in(phone.port, "95599").start()
     agents = live.agents("answer", talk_ms=1000).start()
     try:
         assert wait_until(lambda: phone.peer is not None, 10), "the caller got no audio"
@@ -424,7 +404,7 @@ def test_an_agent_can_not_read_or_act_on_another_agents_call(
     agents = live.agents("answer", talk_ms=4000).start()
     live.api("POST", f"/agents/{DESK_AGENT}/state", {"action": "not-ready", "reason": "break"})
     live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "ready"})
-    caller = call_in(live, phone, "95599").start()
+    caller = live.call_in(phone.port, "95599").start()
     try:
         assert wait_until(lambda: live.agent(PHONE_AGENT)["call"] is not None, 20)
         call_id = live.agent(PHONE_AGENT)["call"]
@@ -467,7 +447,7 @@ def test_an_agent_may_choose_its_desk_phone_and_use_the_page_as_its_screen(
     ready(driver)
     phone = RtpPhone().start()
     agents = live.agents("answer", talk_ms=1500).start()
-    caller = call_in(live, phone, "95599").start()
+    caller = live.call_in(phone.port, "95599").start()
     try:
         wait_js(driver, "window.desk.view.call_state === 'connected'", 30)
         assert caller.wait(timeout=30).successful == 1  # the desk phone hung up
@@ -522,7 +502,7 @@ def test_time_from_queue_to_ringing_page(live: LiveStack, browser: WebDriver) ->
             if state(browser) != "ready":
                 ready(browser)
             phone = RtpPhone().start()
-            caller = call_in(live, phone, "95599").start()
+            caller = live.call_in(phone.port, "95599").start()
             try:
                 wait_js(browser, "window.desk.view.call_state === 'connected'", 30)
                 rung = float(js(browser, "window.desk.rangAt"))

@@ -1,7 +1,8 @@
 """The ops room's view on the real stack: the stack's own Prometheus scrapes the controller
 and Asterisk while SIPp calls run (answered and abandoned), and every panel of the shipped
 Grafana dashboard, every recording rule and every alert expression is asked of it: each must
-parse and return data."""
+parse and return data. Alerts reach someone: Prometheus sends them to the stack's
+Alertmanager, which delivers them to the controller (`GET /api/v1/alerts`)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ccserver import tls
+from ccserver.alerts import WEBHOOK_PATH
+from ccserver.secrets import ALERTMANAGER_TOKEN
 from ccserver.stack.procs import wait_until
 from tests.grafana import ccserver_dashboard_exprs
 from tests.integration.conftest import LiveStack, start_stack
@@ -31,6 +35,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         tmp_path_factory.mktemp("observability"),
         {"answer": ["1001", "1002"]},
         prometheus=True,
+        alertmanager={"group_wait_s": 0, "group_interval_s": 1, "repeat_interval_s": 60},
     )
 
 
@@ -96,3 +101,69 @@ def test_every_dashboard_panel_and_rule_answers_from_the_live_stack(live: LiveSt
 
     # A rate() answers once two scrapes have seen the traffic: poll, don't guess how long.
     assert wait_until(all_answer, 60, 1.0) and len(checked) > 20, "\n".join(failures)
+
+
+def _post_alert(live: LiveStack, alert: dict[str, Any]) -> None:
+    request = urllib.request.Request(
+        f"{live.stack.alertmanager_url}/api/v2/alerts",
+        data=json.dumps([alert]).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_alerts_go_from_prometheus_through_alertmanager_to_the_controller(
+    live: LiveStack,
+) -> None:
+    """Prometheus has the stack's Alertmanager as its (only) target; an alert Alertmanager
+    gets is delivered to the controller and listed until it resolves. (When each rule fires
+    is proven by promtool's tests of deploy/prometheus/tests/.)"""
+    url = f"{live.stack.prometheus_url}/api/v1/alertmanagers"
+
+    def targets() -> list[str]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            found = json.load(response)["data"]["activeAlertmanagers"]
+        return [str(a["url"]) for a in found]
+
+    assert wait_until(lambda: bool(targets()), timeout=30)
+    assert targets() == [f"{live.stack.alertmanager_url}/api/v2/alerts"]
+    alert = {
+        "labels": {"alertname": "CcserverOldestWaitHigh", "severity": "critical", "queue": "q1"},
+        "annotations": {"summary": "a caller has waited over 120 s"},
+    }
+    _post_alert(live, alert)
+
+    def listed() -> list[dict[str, Any]]:
+        status, alerts = live.api("GET", "/alerts", token="supervisor")
+        assert status == 200
+        return [a for a in alerts if a["labels"].get("queue") == "q1"]
+
+    assert wait_until(lambda: bool(listed()), timeout=30), "Alertmanager delivered nothing"
+    (shown,) = listed()
+    assert (shown["name"], shown["severity"]) == ("CcserverOldestWaitHigh", "critical")
+    assert shown["summary"] == "a caller has waited over 120 s"
+    _post_alert(live, {**alert, "endsAt": "2000-01-01T00:00:00Z"})  # resolved
+    assert wait_until(lambda: not listed(), timeout=30), "the resolved alert stayed"
+    assert live.api("GET", "/alerts", token="agent:1001")[0] == 403
+
+
+def test_the_alert_hook_takes_only_alertmanager_s_token_and_payload(live: LiveStack) -> None:
+    hook = tls.controller_url(live.config, WEBHOOK_PATH)
+    token = live.secrets().api_tokens[ALERTMANAGER_TOKEN]
+    for auth, body, expected in (
+        ("Bearer wrong", b'{"alerts": []}', 401),
+        (f"Bearer {live.secrets().api_tokens['admin']}", b'{"alerts": []}', 401),
+        (f"Bearer {token}", b"[1, 2]", 400),
+        (f"Bearer {token}", b"not json", 400),
+        (f"Bearer {token}", b'{"alerts": []}', 200),
+    ):
+        request = urllib.request.Request(hook, data=body, method="POST")
+        request.add_header("Authorization", auth)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        assert status == expected, (auth[:12], body)

@@ -26,10 +26,10 @@ from redis.asyncio import Redis
 
 from ccserver.api import openapi
 from ccserver.api.app import MAX_BODY_BYTES, make_app
-from ccserver.api.audit import AuditLog
 from ccserver.api.auth import RateLimiter, TokenTable
 from ccserver.api.routes import PREFIX, ROUTES
 from ccserver.api.sessions import Sessions
+from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
@@ -53,6 +53,7 @@ class MemoryBackend:
 
     def __init__(self, board: NoticeBoard | None, seats: int = 1) -> None:
         self.board, self.seats = board, seats
+        self.sessions: dict[str, dict[str, Any]] = {"m0": {"id": "m0", "mode": "listen"}}
         self.agent_table: dict[str, dict[str, Any]] = {
             agent_id: {
                 "id": agent_id,
@@ -226,6 +227,41 @@ class MemoryBackend:
         self.actions.append((call_id, f"transfer:{target}{mode}", by))
         return call
 
+    def alerts(self) -> list[dict[str, Any]]:
+        return []
+
+    def monitors(self) -> list[dict[str, Any]]:
+        return list(self.sessions.values())
+
+    async def start_monitor(
+        self, *, call: str | None, agent: str | None, phone: str, mode: str, by: str
+    ) -> dict[str, Any]:
+        talking = [c for c in self.live.values() if c["id"] == call or c["agent"] == agent]
+        if not talking or talking[0]["state"] != "connected":
+            raise CCServerError("on no call", slug="not-talking", status=409)
+        session = {
+            "id": f"m{len(self.sessions) + 1}",
+            "supervisor": by,
+            "phone": phone,
+            "agent": talking[0]["agent"],
+            "call": talking[0]["id"],
+            "mode": mode,
+            "started_at": 1.0,
+            "answered_at": None,
+        }
+        self.sessions[session["id"]] = session
+        return session
+
+    async def switch_monitor(self, session: str, *, mode: str, by: str) -> dict[str, Any]:
+        if session not in self.sessions:
+            raise CCServerError("no session", slug="monitor-unknown", status=404)
+        self.sessions[session]["mode"] = mode
+        return self.sessions[session]
+
+    async def stop_monitor(self, session: str, *, by: str) -> None:
+        if self.sessions.pop(session, None) is None:
+            raise CCServerError("no session", slug="monitor-unknown", status=404)
+
     def license(self) -> dict[str, Any]:
         return self.ledger.usage()
 
@@ -341,6 +377,11 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/notices", "/notices", None, "supervisor", None),
     ("POST", "/notices", "/notices", OUTAGE, "supervisor", None),
     ("DELETE", "/notices/{id}", "/notices/n0", None, "supervisor", None),
+    ("GET", "/alerts", "/alerts", None, "supervisor", None),
+    ("GET", "/monitors", "/monitors", None, "supervisor", None),
+    ("POST", "/monitors", "/monitors", {"agent": "1002", "phone": "1009"}, "supervisor", None),
+    ("POST", "/monitors/{id}/mode", "/monitors/m0/mode", {"mode": "barge"}, "supervisor", None),
+    ("DELETE", "/monitors/{id}", "/monitors/m0", None, "supervisor", None),
     ("GET", "/license", "/license", None, "supervisor", None),
     ("POST", "/license/reload", "/license/reload", None, "admin", None),
 ]
@@ -534,6 +575,35 @@ async def test_an_attended_transfer_is_asked_for_by_mode(api: Api) -> None:
     status, _, _ = await api.call("POST", path, token=agent, body=body)
     assert status == 200
     assert api.backend.actions == [("c2", "transfer:95598:attended", "agent:1002")]
+
+
+async def test_only_supervisors_monitor_and_every_session_action_is_audited(api: Api) -> None:
+    path, body = f"{PREFIX}/monitors", {"agent": "1002", "phone": "1009", "mode": "whisper"}
+    status, error, _ = await api.call("POST", path, token=TOKENS["agent:1002"], body=body)
+    assert (status, error["error"]) == (403, "forbidden")
+    boss = TOKENS["supervisor"]
+    both = {**body, "call": "c2"}
+    status, error, _ = await api.call("POST", path, token=boss, body=both)
+    assert (status, error["error"]) == (400, "input-invalid")
+    status, error, _ = await api.call("POST", path, token=boss, body={**body, "mode": "shout"})
+    assert (status, error["error"]) == (400, "input-invalid") and "mode" in error["message"]
+    status, session, _ = await api.call("POST", path, token=boss, body=body)
+    assert status == 201 and (session["call"], session["mode"]) == ("c2", "whisper")
+    switch = f"{path}/{session['id']}/mode"
+    status, session, _ = await api.call("POST", switch, token=boss, body={"mode": "barge"})
+    assert (status, session["mode"]) == (200, "barge")
+    status, _, _ = await api.call("DELETE", f"{path}/{session['id']}", token=boss)
+    assert status == 200
+    status, error, _ = await api.call("DELETE", f"{path}/{session['id']}", token=boss)
+    assert (status, error["error"]) == (404, "monitor-unknown")
+    _documented("DELETE", "/monitors/{id}", 404, "monitor-unknown")
+    _documented("POST", "/monitors", 409, "not-talking")
+    audited = [(e["method"], e["path"], e["status"]) for e in api.audit.tail(6)]
+    assert audited[-3:] == [
+        ("POST", f"{path}/{session['id']}/mode", 200),
+        ("DELETE", f"{path}/{session['id']}", 200),
+        ("DELETE", f"{path}/{session['id']}", 404),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from ccserver.calls import agents, recovery, transfers
+from ccserver.calls import agents, monitor, recovery, transfers
 from ccserver.calls.center import CallCenter, CallStateError
-from ccserver.calls.model import Call, CallState, LegRole
+from ccserver.calls.model import Call, CallState, LegRole, MonitorMode
 from ccserver.config import Config
 from ccserver.metrics import instruments
 from ccserver.prompts import Prompts
@@ -375,6 +375,49 @@ async def test_a_consulted_agent_who_does_not_answer_sends_the_caller_back_to_it
     assert call.queue == "billing" and call.consult is None
     assert source not in scene.center.legs  # told the transfer failed, then hung up
     await scene.until(lambda: scene.requests("DELETE", f"/channels/{source}") == 1, "hang-up")
+
+
+# --- monitoring -----------------------------------------------------------------------------
+async def test_a_monitor_session_snoops_on_the_agent_survives_a_resync_and_ends_with_the_talk(
+    make_scene: Callable[..., Scene],
+) -> None:
+    scene = make_scene()
+    call = await talking(scene)
+    agent_leg = call.agent_channel or ""
+    session = await monitor.start(
+        scene.center,
+        call_id=None,
+        agent="1001",
+        mode=MonitorMode.LISTEN,
+        phone="1002",
+        by="supervisor",
+    )
+    sid = session["id"]
+    leg, bridge = f"mon-{sid}", f"monitor-{sid}"
+    assert leg in scene.ari.originated and session["call"] == call.id
+    await scene.feed("StasisStart", leg, args=["monitor", sid])  # the supervisor answered
+    assert scene.requests("POST", f"/channels/{agent_leg}/snoop") == 1
+    snoop = scene.center.monitors[sid].pending_snoop or ""
+    await scene.feed("StasisStart", snoop, args=["snoop", sid])
+    assert scene.requests("POST", f"/bridges/{bridge}/addChannel") == 2  # leg, then snoop
+    await monitor.switch(scene.center, sid, MonitorMode.BARGE, by="supervisor")
+    assert scene.requests("POST", f"/channels/{agent_leg}/snoop") == 2  # a new one
+    newer = scene.center.monitors[sid].pending_snoop or ""
+    await scene.feed("StasisStart", newer, args=["snoop", sid])
+    assert scene.requests("DELETE", f"/channels/{snoop}") == 1  # the old one, after
+    # An ARI reconnect keeps the live session; a stray supervisor leg is hung up.
+    up = [CALLER, agent_leg, leg, newer, "mon-stale"]
+    scene.ari.channels = [{"id": channel, "state": "Up"} for channel in up]
+    await recovery.resync(scene.center)
+    assert scene.requests("DELETE", "/channels/mon-stale") == 1
+    assert scene.requests("DELETE", f"/channels/{leg}") == 0 and sid in scene.center.monitors
+    # The agent hangs up: Asterisk ends the snoop with it; the session ends, not the call.
+    await scene.ends(agent_leg)
+    await scene.ends(newer)
+    assert scene.center.monitors == {} and scene.center.monitor_channels == {}
+    assert scene.requests("DELETE", f"/channels/{leg}") == 1
+    assert scene.requests("DELETE", f"/bridges/{bridge}") == 1
+    assert (await scene.record())["outcome"] == "completed"
 
 
 # --- the transition table --------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import stat
 from pathlib import Path
 
@@ -40,3 +42,15 @@ def test_missing_or_corrupt_secrets_say_what_to_do(tmp_path: Path) -> None:
     secrets.path_in(tmp_path).write_text("{not json")
     with pytest.raises(ConfigError, match="move it away to regenerate"):
         secrets.load(tmp_path)
+
+
+def test_alertmanager_gets_a_token_and_an_older_file_gains_it(tmp_path: Path) -> None:
+    first = secrets.load_or_create(tmp_path, ["1001"])
+    assert len(first.api_tokens["alertmanager"]) >= 32
+    older = secrets.load(tmp_path)
+    del older.api_tokens["alertmanager"]
+    secrets.path_in(tmp_path).write_text(json.dumps(dataclasses.asdict(older)))
+    again = secrets.load_or_create(tmp_path, ["1001"])
+    assert again.api_tokens["alertmanager"] != first.api_tokens["alertmanager"]
+    assert again.api_tokens["admin"] == first.api_tokens["admin"]
+    assert stat.S_IMODE(secrets.path_in(tmp_path).stat().st_mode) == 0o600

@@ -1,6 +1,11 @@
-"""The audit log of the REST API: one JSON line for every write request (POST, PUT, PATCH,
-DELETE), refused ones included — who (token name and role, when the token was valid), from
-where, what (method, path, body with secrets redacted) and the answer (status, error slug).
+"""The audit log of supervisor and admin actions, one JSON line each:
+- every write request of the REST API (POST, PUT, PATCH, DELETE), refused ones included —
+  who (token name and role, when the token was valid), from where, what (method, path, body
+  with secrets redacted) and the answer (status, error slug);
+- every action the call center takes on someone's behalf that touches another person's
+  call (a supervisor's monitor session starting, switching mode, ending) and every read of
+  what a call left behind (a recording played): `action`, who, and the action's fields
+  (whom, which call, why), whether the request came over HTTP or from a phone.
 
 The file is created 0600 and forced back to 0600 when opened, because even redacted, it
 says who worked when. Each line is appended with its own open/append/close, so logrotate
@@ -22,7 +27,7 @@ from typing import Any
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 
-logger = logging.getLogger("ccserver.api.audit")
+logger = logging.getLogger("ccserver.audit")
 SECRET_KEYS = frozenset({"pin", "password", "secret", "token"})
 REDACTED = "***"
 
@@ -37,7 +42,7 @@ class AuditLog:
             os.chmod(path, 0o600)
         except OSError as exc:
             raise CCServerError(
-                f"{path}: cannot open the API audit log ({exc}); check the run dir is writable",
+                f"{path}: cannot open the audit log ({exc}); check the run dir is writable",
                 slug="audit-unavailable",
                 status=503,
             ) from None
@@ -54,18 +59,30 @@ class AuditLog:
         status: int,
         error: str | None,
     ) -> None:
+        self._append(
+            {
+                "token": token,
+                "role": role,
+                "method": method,
+                "path": path,
+                "remote": remote,
+                "body": redact(body),
+                "status": status,
+                "error": error,
+            }
+        )
+
+    def action(self, action: str, *, who: str, **fields: Any) -> None:
+        """An action taken for `who` (a token name, or `phone:<id>` for a feature code):
+        e.g. `monitor.start` with the agent, call and mode."""
+        self._append({"action": action, "token": who, **redact(fields)})
+
+    def _append(self, fields: dict[str, Any]) -> None:
         now = time.time()
         entry = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
             + f".{int(now * 1000) % 1000:03d}Z",
-            "token": token,
-            "role": role,
-            "method": method,
-            "path": path,
-            "remote": remote,
-            "body": redact(body),
-            "status": status,
-            "error": error,
+            **fields,
         }
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         try:
@@ -76,7 +93,8 @@ class AuditLog:
                 os.close(fd)
         except OSError as exc:
             self.failed_writes += 1
-            log(logger, "audit.write_failed", logging.ERROR, path=method + " " + path, error=exc)
+            what = fields.get("action") or fields.get("path")
+            log(logger, "audit.write_failed", logging.ERROR, entry=what, error=exc)
 
     def tail(self, n: int) -> list[dict[str, Any]]:
         """The last `n` entries, oldest first."""
