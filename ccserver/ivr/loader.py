@@ -135,8 +135,8 @@ def _schema_issue(file: str, raw: Any, err: Mapping[str, Any]) -> FlowIssue:
     loc = list(err["loc"])
     if len(loc) >= 3 and loc[0] == "nodes" and loc[2] in KINDS:
         del loc[2]  # the node kind pydantic puts in the path of a discriminated union
-    if "[key]" in loc:  # a mapping key is wrong: name it, not its value
-        loc = loc[: loc.index("[key]")]
+    if "[key]" in loc[1:]:  # a mapping key is wrong: name it, not its value (pydantic's
+        loc = loc[: loc.index("[key]", 1)]  # marker; a top-level key of that name is a key)
     line = _line_of(raw, loc)
     where = ""
     if len(loc) >= 2 and loc[0] == "nodes":

@@ -116,6 +116,16 @@ def test_schema_errors_point_at_the_offending_key(tmp_path: Path) -> None:
     ]
 
 
+def test_a_top_level_key_named_like_pydantic_s_key_marker_is_an_unknown_key(
+    tmp_path: Path,
+) -> None:
+    """Found by the loader fuzz: `"[key]":` at the top once raised IndexError."""
+    text = BASE + '"[key]": 1\n'
+    assert check(tmp_path, text) == [
+        f"{tmp_path / 't.yaml'}:{line_of(text, '[key]')}: unknown key '[key]'"
+    ]
+
+
 def test_missing_prompts_are_reported(tmp_path: Path) -> None:
     file = tmp_path / "t.yaml"
     text = BASE.replace("    prompt: 你好\n", "")
