@@ -4,23 +4,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from ccserver import seats
 from ccserver.acd import AcdError
 from ccserver.alerts import AlertBoard
 from ccserver.calls import agent_desk, agents, monitor, transfers
+from ccserver.calls.board import Wallboard
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed, call_context
 from ccserver.calls.model import Call, CallState, MonitorMode
 from ccserver.config import browser_phone
+from ccserver.errors import CCServerError
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 
 logger = logging.getLogger("ccserver.api")
+BANNER_EVERY_S = 2.0
+"""How often a wallboard's banner (notices, alerts) is looked at again."""
 
 
 class CenterBackend:
@@ -88,6 +95,21 @@ class CenterBackend:
 
     async def stop_monitor(self, session: str, *, by: str) -> None:
         await monitor.stop(self.center, session, by=by)
+
+    async def move(self, call_id: str, *, queue: str | None, head: bool, by: str) -> dict[str, Any]:
+        return await transfers.move(self.center, call_id, queue=queue, head=head, by=by)
+
+    async def recording(self, call_id: str, *, by: str) -> Path:
+        record = await self._record(call_id, None)
+        name = record.get("recording")
+        path = Path(str(name)) if name else None
+        if path is None or path.parent != self.center.recordings or not path.is_file():
+            raise CCServerError(
+                f"call {call_id} has no recording", slug="recording-none", status=404
+            )
+        if self.center.audit is not None:
+            self.center.audit.action("recording.play", who=by, call=call_id, file=path.name)
+        return path
 
     def license(self) -> dict[str, Any]:
         return self.center.acd.ledger.usage()
@@ -190,6 +212,48 @@ class CenterBackend:
     def desk_events(self, agent_id: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
         self.center.acd.agent(agent_id)  # agent-unknown (404) before the stream opens
         return self._feed().stream(agent_id, after)
+
+    def board_events(self) -> AsyncIterator[dict[str, Any]]:
+        if self.center.board is None:
+            raise CCServerError(
+                "this center has no wallboard", slug="board-unavailable", status=503
+            )
+        return self._board_stream(self.center.board)
+
+    async def _board_stream(self, board: Wallboard) -> AsyncIterator[dict[str, Any]]:
+        """The board at every change, with the banner looked at every `BANNER_EVERY_S`;
+        a message is sent only when something in it changed."""
+        boards = board.watch(self.center.calls, self.center.acd)
+        current = await anext(boards)
+        upcoming = asyncio.ensure_future(anext(boards))
+        sent: dict[str, Any] | None = None
+        try:
+            while True:
+                message = {**current, **await self._banner()}
+                if message != sent:
+                    sent = message
+                    yield {**message, "at": round(time.time(), 3)}
+                done, _ = await asyncio.wait({upcoming}, timeout=BANNER_EVERY_S)
+                if upcoming in done:
+                    current = upcoming.result()
+                    upcoming = asyncio.ensure_future(anext(boards))
+        finally:
+            upcoming.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await upcoming
+            await boards.aclose()
+
+    async def _banner(self) -> dict[str, Any]:
+        """What the wallboard's banner shows: the notices in force and the firing alerts."""
+        notices: list[dict[str, Any]] = []
+        if self.center.notices is not None:
+            now = dt.datetime.now(dt.UTC)
+            try:
+                found = await self.center.notices.list(now)
+                notices = [n.to_dict() for n in found if n.is_active(now)]
+            except Exception as exc:  # the board without its banner beats no board
+                log(logger, "board.notices_failed", logging.WARNING, error=repr(exc)[:200])
+        return {"notices": notices, "alerts": self.alert_board.firing()}
 
     def _feed(self) -> DeskFeed:
         if self.center.desk is None:

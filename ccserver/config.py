@@ -489,6 +489,29 @@ class DeskConfig(_Section):
     """The screen pop lists the caller's contacts of this many days."""
 
 
+class WallboardConfig(_Section):
+    """The wallboard's colours: a figure at or past `*_amber` shows amber, past `*_red`
+    red (for the service level: at or below)."""
+
+    oldest_wait_amber_s: float = Field(default=30.0, ge=0)
+    oldest_wait_red_s: float = Field(default=60.0, ge=0)
+    waiting_amber: int = Field(default=5, ge=0)
+    waiting_red: int = Field(default=10, ge=0)
+    service_level_amber: float = Field(default=0.8, ge=0, le=1)
+    service_level_red: float = Field(default=0.7, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WallboardConfig:
+        if (
+            self.oldest_wait_red_s < self.oldest_wait_amber_s
+            or self.waiting_red < self.waiting_amber
+        ):
+            raise ValueError("a red threshold must be past its amber one")
+        if self.service_level_red > self.service_level_amber:
+            raise ValueError("service_level_red must be at or below service_level_amber")
+        return self
+
+
 class SupervisionConfig(_Section):
     """Supervisors listening in on agents' calls (listen, whisper, barge)."""
 
@@ -520,6 +543,7 @@ class Config(_Section):
     tls: TlsConfig = TlsConfig()
     desk: DeskConfig = DeskConfig()
     supervision: SupervisionConfig = SupervisionConfig()
+    wallboard: WallboardConfig = WallboardConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

@@ -33,6 +33,7 @@ from ccserver.api.app import make_app
 from ccserver.api.sessions import Sessions
 from ccserver.audit import AuditLog
 from ccserver.calls import recovery, routing, stasis
+from ccserver.calls.board import Wallboard
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed
 from ccserver.calls.journal import Journal
@@ -107,11 +108,16 @@ class Controller:
         )
         self.sip_passwords = dict(secrets.agent_passwords)
         self.audit = AuditLog(config.run_dir / "log" / "api-audit.jsonl")
+        self.board = Wallboard(config, self.history)
+        self.board.load(time.time())
         self.center = CallCenter(
             config=config,
             ari=AriRest(self.ari),
             journal=Journal(
-                self.store, self.history, short_abandon_s=config.reports.short_abandon_s
+                self.store,
+                self.history,
+                short_abandon_s=config.reports.short_abandon_s,
+                counter=self.board.count,
             ),
             prompts=self.prompts,
             acd=Acd(config, ledger),
@@ -122,6 +128,7 @@ class Controller:
             lookups=self.lookups,
             desk=self.desk,
             audit=self.audit,
+            board=self.board,
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 

@@ -134,6 +134,9 @@ def where_to_look(stack: Stack, work: Path) -> str:
             f"  agent desk             {tls.controller_url(config, '/desk/')} in Chromium or "
             f"Firefox: log in as agent {first} with its PIN (agent_pins in "
             f"{secrets.path_in(stack.run_dir)}); calls ring in the page",
+            f"  wallboard              {tls.controller_url(config, '/wallboard/')} with the "
+            f"supervisor token (api_tokens in {secrets.path_in(stack.run_dir)}); "
+            "?tv=1 for the wall",
             f"  REST API               tokens (agent, supervisor, admin) under api_tokens in "
             f"{secrets.path_in(stack.run_dir)}; e.g. curl -H 'Authorization: Bearer …' "
             f"{tls.controller_url(config, '/api/v1/queues')}",

@@ -269,6 +269,23 @@ class History:
             sql, params = sql + " AND agent = ?", (*params, agent)
         return [dict(row) for row in self._read(sql + " ORDER BY id", params)]
 
+    def queue_events_since(self, since: float) -> list[dict[str, Any]]:
+        """The answers and abandons (`connect`, `abandon` events) recorded since `since`,
+        oldest first: at, kind, queue, agent, fields."""
+        rows = self._read(
+            "SELECT at, kind, queue, agent, fields FROM events "
+            "WHERE at >= ? AND kind IN ('connect', 'abandon') ORDER BY at, id",
+            (since,),
+        )
+        return [{**dict(row), "fields": json.loads(row["fields"])} for row in rows]
+
+    def last_agent_states(self) -> list[dict[str, Any]]:
+        """Each agent's last recorded state change: agent, state, reason, at."""
+        rows = self._read(
+            "SELECT agent, state, reason, max(at) AS at FROM agent_events GROUP BY agent", ()
+        )
+        return [dict(row) for row in rows]
+
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
         with self._read_lock:
             if self._closed:

@@ -1,5 +1,6 @@
 """`make_app`: the REST API v1 as an aiohttp application, ready to mount or run, with the
-desk's event channel (`/api/v1/events`, a WebSocket) and the desk page (`/desk/`).
+event channel (`/api/v1/events`, a WebSocket), the desk page (`/desk/`) and the supervisors'
+wallboard page (`/wallboard/`).
 
 One middleware wraps every request, so that every answer, even aiohttp's own 404 and 405,
 is the same JSON error shape (`{"error": slug, "message": ...}`), and every write request is
@@ -26,9 +27,9 @@ from aiohttp.typedefs import Middleware
 from pydantic import BaseModel, ValidationError
 
 from ccserver.api import openapi
-from ccserver.api.auth import ApiError, Principal, RateLimiter, TokenTable
+from ccserver.api.auth import ApiError, Principal, RateLimiter, Role, TokenTable
 from ccserver.api.backend import ApiBackend
-from ccserver.api.routes import PREFIX, ROUTES, Ctx, Route, Services
+from ccserver.api.routes import PREFIX, ROUTES, Ctx, FileBody, Route, Services
 from ccserver.api.sessions import Sessions
 from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
@@ -40,6 +41,7 @@ MAX_BODY_BYTES = 64 * 1024  # the largest body we take is a few hundred bytes
 PRINCIPAL = web.RequestKey("principal", Principal)
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
 DESK_DIR = Path(__file__).with_name("static") / "desk"
+BOARD_DIR = Path(__file__).with_name("static") / "wallboard"
 HELLO_TIMEOUT_S = 10.0
 WS_AUTH_FAILED = 4401  # WebSocket close codes 4000-4999 are the application's
 WS_REFUSED = 4403
@@ -80,7 +82,22 @@ def make_app(
     if vendor_dir is not None and vendor_dir.is_dir():
         app.router.add_static("/desk/vendor/", vendor_dir)
     app.router.add_static("/desk/", DESK_DIR)
+    app.router.add_get("/wallboard", _board_redirect)
+    app.router.add_get("/wallboard/", _board_page)
+    app.router.add_static("/wallboard/", BOARD_DIR)
     return app
+
+
+async def _board_redirect(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/wallboard/")
+
+
+async def _board_page(request: web.Request) -> web.StreamResponse:
+    """The supervisors' wallboard page, under the desk's policy."""
+    return web.FileResponse(
+        BOARD_DIR / "index.html",
+        headers={"Content-Security-Policy": DESK_CSP, "X-Content-Type-Options": "nosniff"},
+    )
 
 
 async def _desk_redirect(request: web.Request) -> web.StreamResponse:
@@ -100,7 +117,8 @@ def _events(services: Services, table: TokenTable, limiter: RateLimiter) -> Aioh
     token comes in the first message, `{"token": …, "after": <last seq seen> | null,
     "agent": <id, supervisors only>}`, never in the URL; a page of another origin is
     refused. Then the channel sends JSON events (`DeskFeed.stream`) until either side
-    closes or the session expires."""
+    closes or the session expires. The wallboard's hello is `{"token": …, "board": true}`
+    (supervisors only); it gets the whole board at every change."""
 
     async def events(request: web.Request) -> web.StreamResponse:
         _same_origin(request)
@@ -109,13 +127,12 @@ def _events(services: Services, table: TokenTable, limiter: RateLimiter) -> Aioh
         try:
             hello = json.loads((await ws.receive(timeout=HELLO_TIMEOUT_S)).data)
             principal = await _principal(request, str(hello["token"]), table, limiter, services)
-            agent = principal.agent_id or str(hello.get("agent") or "")
-            after = hello.get("after")
-            if after is not None and (not isinstance(after, int) or after < 0):
-                raise CCServerError(
-                    "`after` is a sequence number (≥ 0) or null", slug="input-invalid"
-                )
-            stream = services.backend.desk_events(agent, after)
+            if hello.get("board"):
+                if principal.role < Role.SUPERVISOR:
+                    raise ApiError("the wallboard is for supervisors", slug="forbidden", status=403)
+                stream = services.backend.board_events()
+            else:
+                stream = _desk_stream(services, principal, hello)
         except CCServerError as exc:
             code = WS_AUTH_FAILED if exc.status == 401 else WS_REFUSED
             await ws.send_json({"type": "error", "error": exc.slug, "message": exc.message})
@@ -135,6 +152,14 @@ def _events(services: Services, table: TokenTable, limiter: RateLimiter) -> Aioh
         return ws
 
     return events
+
+
+def _desk_stream(services: Services, principal: Principal, hello: dict[str, Any]) -> Any:
+    agent = principal.agent_id or str(hello.get("agent") or "")
+    after = hello.get("after")
+    if after is not None and (not isinstance(after, int) or after < 0):
+        raise CCServerError("`after` is a sequence number (≥ 0) or null", slug="input-invalid")
+    return services.backend.desk_events(agent, after)
 
 
 async def _pump(ws: web.WebSocketResponse, stream: Any, expires_at: float | None) -> None:
@@ -238,6 +263,8 @@ def _endpoint(
         body = _parse_body(route.body, await request.read()) if route.body else None
         ctx = Ctx(services, principal, request.match_info, body, request.remote or "")
         result = await route.handler(ctx)
+        if isinstance(result, FileBody):
+            return web.FileResponse(result.path, headers={hdrs.CONTENT_TYPE: route.media})
         return web.json_response(result, status=route.status)
 
     return endpoint

@@ -7,6 +7,7 @@ meet are `CCServerError`s with the slugs named below, and the API answers with t
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, Protocol
 
 
@@ -93,6 +94,11 @@ class ApiBackend(Protocol):
         one as it happens (`ccserver.calls.desk.DeskFeed.stream`)."""
         ...
 
+    def board_events(self) -> AsyncIterator[dict[str, Any]]:
+        """The wallboard (`ccserver.calls.board.Wallboard.board` with `notices` in force
+        and firing `alerts`): now, then at every change; raises board-unavailable (503)."""
+        ...
+
     async def transfer(
         self, call_id: str, *, queue: str | None, agent: str | None, by: str, attended: bool
     ) -> dict[str, Any]:
@@ -105,6 +111,18 @@ class ApiBackend(Protocol):
 
         The API lets every agent token through: the backend knows which agent is on the
         call, so it refuses `by="agent:<id>"` unless `<id>` is that agent."""
+        ...
+
+    async def move(self, call_id: str, *, queue: str | None, head: bool, by: str) -> dict[str, Any]:
+        """Move a waiting caller to `queue` and/or ahead of every caller waiting there,
+        keeping its arrival, and return the call; raises call-unknown (404), queue-unknown
+        (404), invalid-state (409: not waiting)."""
+        ...
+
+    async def recording(self, call_id: str, *, by: str) -> Path:
+        """The file of the call's recording (live or ended call), the read audited as
+        `by`'s; raises call-unknown (404), recording-none (404: not recorded, or the file
+        is gone)."""
         ...
 
     def alerts(self) -> list[dict[str, Any]]:

@@ -113,6 +113,21 @@ class MonitorSession(BaseModel):
     answered_at: float | None = Field(description="null: the supervisor's phone still rings")
 
 
+class MoveRequest(BaseModel):
+    """Move a waiting caller: to `queue`, and/or to the `head` of the queue it ends in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue: str | None = Field(default=None, min_length=1, max_length=64)
+    head: bool = Field(default=False, description="ahead of every caller waiting there")
+
+    @model_validator(mode="after")
+    def _something(self) -> MoveRequest:
+        if self.queue is None and not self.head:
+            raise ValueError("give a queue, or head: true, or both")
+        return self
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 

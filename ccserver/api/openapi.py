@@ -68,7 +68,10 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     if names != documented:
         raise ValueError(f"{route.full_path}: path parameters {names}, documented {documented}")
     role = "no token" if route.role is None else f"role {route.role.label} or above"
-    result: dict[str, Any] = _ref(route.response, schemas)
+    if route.response is None:
+        result: dict[str, Any] = {"type": "string", "format": "binary"}
+    else:
+        result = _ref(route.response, schemas)
     if route.many:
         result = {"type": "array", "items": result}
     operation: dict[str, Any] = {
@@ -78,7 +81,7 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
         "responses": {
             str(route.status): {
                 "description": _SUCCESS_TEXT[route.status],
-                "content": {"application/json": {"schema": result}},
+                "content": {route.media: {"schema": result}},
             },
             **_error_responses(route, schemas),
         },

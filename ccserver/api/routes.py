@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -53,6 +54,14 @@ Handler = Callable[[Ctx], Awaitable[Any]]
 
 
 @dataclass(frozen=True)
+class FileBody:
+    """What a route whose `media` is not JSON answers: a file, served with range
+    requests."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class Route:
     method: str
     path: str  # below PREFIX
@@ -60,7 +69,7 @@ class Route:
     operation_id: str
     summary: str
     role: Role | None  # the least role; None: no token needed
-    response: type[BaseModel]
+    response: type[BaseModel] | None  # None: the answer is a file of `media`
     many: bool = False  # the response is a list of `response`
     status: int = 200  # of a successful answer: 200, or 201 when it creates something
     own_agent: bool = False  # an agent token may use it only when {id} is its own agent
@@ -68,6 +77,7 @@ class Route:
     params: tuple[tuple[str, str], ...] = ()  # path parameter name, description
     errors: tuple[tuple[int, str], ...] = ()  # status, slug: beyond the auth ones
     details: str = ""  # the description beyond the summary
+    media: str = "application/json"  # of a successful answer
 
     @property
     def full_path(self) -> str:
@@ -206,6 +216,18 @@ async def _transfer(ctx: Ctx) -> Any:
         by=ctx.who.name,
         attended=body.mode == "attended",
     )
+
+
+async def _move(ctx: Ctx) -> Any:
+    body = ctx.body
+    assert isinstance(body, models.MoveRequest)
+    return await ctx.services.backend.move(
+        ctx.params["id"], queue=body.queue, head=body.head, by=ctx.who.name
+    )
+
+
+async def _recording(ctx: Ctx) -> Any:
+    return FileBody(await ctx.services.backend.recording(ctx.params["id"], by=ctx.who.name))
 
 
 async def _alerts(ctx: Ctx) -> Any:
@@ -504,6 +526,41 @@ ROUTES: tuple[Route, ...] = (
         "the transfer; the target hanging up or not answering sends the caller back to its "
         "former queue. An agent token may transfer only a call it is on. Answers the call "
         "as it is now.",
+    ),
+    Route(
+        "POST",
+        "/calls/{id}/move",
+        _move,
+        "moveCall",
+        "Move a waiting caller to another queue, or to the head of its queue.",
+        Role.SUPERVISOR,
+        models.Call,
+        body=models.MoveRequest,
+        params=_CALL_ID,
+        errors=(
+            *_BODY_ERRORS,
+            (404, "call-unknown"),
+            (404, "queue-unknown"),
+            (409, "invalid-state"),
+        ),
+        details="The caller keeps its original arrival time. `head`: a priority above every "
+        "caller waiting in the target queue, so it is offered next. Only a caller waiting "
+        "(not one an agent's phone rings for) can be moved.",
+    ),
+    Route(
+        "GET",
+        "/calls/{id}/recording",
+        _recording,
+        "getRecording",
+        "The call's recording (WAV), with range requests; each read is audited.",
+        Role.SUPERVISOR,
+        None,
+        params=_CALL_ID,
+        errors=((404, "call-unknown"), (404, "recording-none")),
+        media="audio/wav",
+        details="The call's `recording` field says whether there is one (its queue records: "
+        "`record` in `[acd.queues]`). Every read is an audit line (`recording.play`, who, "
+        "which call).",
     ),
     Route(
         "GET",

@@ -7,7 +7,8 @@ import-linter in `make lint` and `make test`).
 - `center` — the registry of calls and legs, `transaction()`, the route table, tasks.
 - `journal` — what is written where (Redis, history, counters). `media` — prompts, keys.
 - `routing` — queues to agents' phones, RONA, the ticker. `talk` — bridged, recorded, ended.
-- `queueing`, `callbacks`, `transfers`, `ivr_channel`, `inbound`, `agents` — the features.
+- `queueing`, `callbacks`, `transfers`, `ivr_channel`, `inbound`, `agents`, `agent_desk`,
+  `monitor` — the features. `desk`, `board` — what the desks and the wallboard show.
 - `recovery` — back after a restart or a lost link. `stasis` — the route table itself.
 - `phrases` — every sentence call control says.
 """

@@ -27,6 +27,7 @@ import aiohttp
 
 from ccserver.acd import Acd, PinGuard
 from ccserver.audit import AuditLog
+from ccserver.calls.board import Wallboard
 from ccserver.calls.desk import DeskFeed
 from ccserver.calls.journal import Journal
 from ccserver.calls.media import Media
@@ -133,11 +134,13 @@ class CallCenter:
         lookups: aiohttp.ClientSession | None = None,
         desk: DeskFeed | None = None,
         audit: AuditLog | None = None,
+        board: Wallboard | None = None,
     ) -> None:
         """`flows`: dialled number -> IVR flow; `notices`: the outage notice board (needs
         Redis); `pins`: agent id -> PIN; `lookups`: the HTTP session the flows' lookups
         use (needed when there are flows); `desk`: the agents' desk events, told of every
-        commit; `audit`: where actions on others' calls are written (monitor sessions)."""
+        commit; `audit`: where actions on others' calls are written (monitor sessions);
+        `board`: the supervisors' wallboard, told of every commit as the desks are."""
         self.config = config
         self.ari = ari
         self.journal = journal
@@ -150,6 +153,7 @@ class CallCenter:
         self.lookups = lookups
         self.desk = desk
         self.audit = audit
+        self.board = board
         self.media = Media(ari)
         self.strict = config.controller.strict_states
         self.calls: dict[str, Call] = {}
@@ -197,7 +201,8 @@ class CallCenter:
 
     async def _commit(self, persist: Persist) -> None:
         await self.routes.dispatch(self)
-        if self.desk is not None and (self._observing is None or self._observing.done()):
+        watched = self.desk is not None or self.board is not None
+        if watched and (self._observing is None or self._observing.done()):
             self._observing = self.spawn(self._observe_later(), "desk-observe")
         if persist == "now":
             await self.persist()
@@ -368,11 +373,15 @@ class CallCenter:
         self.sessions.pop(call.id, None)
 
     async def _observe_later(self) -> None:
-        """Let the desks see what the commits of the last moment changed (`DeskFeed`)."""
+        """Let the desks and the wallboard see what the commits of the last moment changed
+        (`DeskFeed`, `Wallboard`)."""
         await asyncio.sleep(DESK_COALESCE_S)
         async with self._lock:
+            now = time.time()
             if self.desk is not None:
-                self.desk.observe(self.calls, self.acd, time.time())
+                self.desk.observe(self.calls, self.acd, now)
+            if self.board is not None:
+                self.board.observe(self.calls, self.acd, now)
 
     # --- writing state through -----------------------------------------------------------
     def persist_soon(self) -> None:

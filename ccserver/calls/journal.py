@@ -2,8 +2,8 @@
 events, the ACD snapshot), the history store the reports read, and the event counters.
 
 Invariants:
-- Every queue event goes to all three at once (`event`), so the counters, the Redis stream
-  and the history can never disagree about what happened.
+- Every queue event goes to all of them at once (`event`), so the counters, the Redis
+  stream, the history and the wallboard's counts can never disagree about what happened.
 - An ended call's record goes to the history once it is written to Redis (`save_ended`).
 - Agents' state changes reach the history with every ACD snapshot (`save_acd`), so no code
   path has to remember to report one, and changes the router makes on its own timers
@@ -12,6 +12,8 @@ Invariants:
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ccserver.acd import Acd
@@ -30,14 +32,25 @@ class LiveStore(Protocol):
     async def load_acd(self) -> dict[str, Any] | None: ...
 
 
+EventCounter = Callable[[str, str | None, str | None, Mapping[str, Any], float], None]
+"""Told of every queue event: kind, queue, agent, fields, when (`Wallboard.count`)."""
+
+
 class Journal:
     def __init__(
-        self, store: LiveStore, history: History | None, *, short_abandon_s: float
+        self,
+        store: LiveStore,
+        history: History | None,
+        *,
+        short_abandon_s: float,
+        counter: EventCounter | None = None,
     ) -> None:
-        """`history` None: no history store (tests that replay events into a center)."""
+        """`history` None: no history store (tests that replay events into a center);
+        `counter`: also told of every queue event (the wallboard's counts)."""
         self.store = store
         self.history = history
         self.short_abandon_s = short_abandon_s
+        self.counter = counter
         self._agent_states: dict[str, tuple[str, str | None]] = {}  # as last put in history
 
     async def load_acd(self) -> dict[str, Any] | None:
@@ -67,8 +80,10 @@ class Journal:
             short_abandon_s=self.short_abandon_s,
         )
         await self.store.add_event(call.id, kind, **clean)
+        queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
+        if self.counter is not None:
+            self.counter(kind, queue, agent, clean, time.time())
         if self.history is not None:
-            queue, agent = clean.pop("queue", call.queue), clean.pop("agent", call.agent)
             self.history.record_event(call.id, kind, queue=queue, agent=agent, **clean)
 
     async def agent_event(self, agent_id: str, action: str, **fields: Any) -> None:

@@ -74,6 +74,37 @@ async def transfer(
     return call.to_record()  # as the transaction left it: a ready target is ringing
 
 
+async def move(
+    center: CallCenter, call_id: str, *, queue: str | None, head: bool, by: str
+) -> dict[str, Any]:
+    """A supervisor moves a waiting caller to `queue` (None: it stays in its queue) and,
+    with `head`, ahead of every caller waiting there (a priority above theirs); it keeps
+    its original arrival. Returns the call; raises call-unknown (404), queue-unknown (404),
+    invalid-state (409: the caller is not waiting, e.g. an agent's phone rings for it)."""
+    async with center.transaction(persist="now"):
+        call = center.calls.get(call_id)
+        if call is None:
+            raise AcdError(f"no live call {call_id!r}", slug="call-unknown", status=404)
+        if call.state != CallState.WAITING or call.callback is not None:
+            raise AcdError(f"call {call_id} is {call.state}, not waiting in a queue")
+        source = call.queue or ""
+        target = center.acd.queue_config(queue).name if queue else source
+        priority = None
+        if head:
+            router = center.acd.router
+            others = (router.call(c) for c in router.calls() if c != call.id)
+            ahead = [v.priority for v in others if v.queue == target and v.state == "waiting"]
+            priority = max([center.acd.queue_config(target).priority, *ahead]) + 1
+        center.acd.router.remove(call.id, time.time())
+        await enqueue(center, call, target, priority=priority)
+        await center.journal.event(
+            call, "move", source=source, target=target, head=head or None, by=by
+        )
+        log(logger, "call.moved", call=call.id, source=source, target=target, head=head, by=by)
+        keep_waiting(center, call)
+    return call.to_record()
+
+
 async def _transfer(
     center: CallCenter,
     call_id: str,

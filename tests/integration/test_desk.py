@@ -18,23 +18,20 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from ccserver import tls
 from ccserver.loadtest import privstack
 from ccserver.stack.procs import wait_until
+from tests.integration import browser as browser_mod
+from tests.integration.browser import artifact, chromium, console, js, tone
 from tests.integration.conftest import LiveStack, free_port, start_stack
 from tests.integration.rtp_phone import Heard, RtpPhone
 
@@ -44,31 +41,6 @@ DESK_AGENT = "1002"  # logs in at the page
 PHONE_AGENT = "1001"  # a SIPp UAS, for transfers
 ACCOUNT = "1000000001"
 MIC_HZ, MOH_HZ, CALLER_HZ = 1000.0, 440.0, 600.0
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "desk"
-
-
-def _tone(path: Path, hz: float, rate: int) -> Path:
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            str(rate),
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(path),
-            "synth",
-            "120",
-            "sine",
-            str(hz),
-            "vol",
-            "0.5",
-        ],
-        check=True,
-    )
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +48,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     tmp = tmp_path_factory.mktemp("desk")
     moh = tmp / "moh"
     moh.mkdir()
-    _tone(moh / "tone.wav", MOH_HZ, 8000)
+    tone(moh / "tone.wav", MOH_HZ, 8000)
     port = free_port()
     acd, ivr = privstack.ivr_center(f"http://127.0.0.1:{port}", survey=False)
     for queue in acd["queues"]:
@@ -99,31 +71,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     tmp = tmp_path_factory.mktemp("chromium")
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={_tone(tmp / 'mic.wav', MIC_HZ, 48000)}",
-        "--allow-loopback-in-peer-connection",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={tmp / 'profile'}",
-        "--window-size=1280,720",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
-    driver.set_window_size(1280, 720)
-    yield driver
-    driver.quit()
+    with chromium(tmp / "profile", mic=tone(tmp / "mic.wav", MIC_HZ, 48000)) as driver:
+        yield driver
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -131,21 +80,8 @@ def desk_url(live: LiveStack) -> str:
     return tls.controller_url(live.config, "/desk/")
 
 
-def js(driver: WebDriver, expression: str) -> Any:
-    return driver.execute_script(f"return {expression};")
-
-
 def wait_js(driver: WebDriver, expression: str, timeout: float = 20.0) -> Any:
-    """Wait until `expression` is truthy in the page; return its value."""
-    found: list[Any] = []
-
-    def check() -> bool:
-        value = js(driver, expression)
-        found[:] = [value]
-        return bool(value)
-
-    assert wait_until(check, timeout), f"page never had {expression}: {page_state(driver)}"
-    return found[0]
+    return browser_mod.wait_js(driver, expression, timeout, page_state)
 
 
 def page_state(driver: WebDriver) -> str:
@@ -157,20 +93,15 @@ def page_state(driver: WebDriver) -> str:
         "window.desk.sipRegistered, log: document.getElementById('log').innerText, login: "
         "document.getElementById('login-error').textContent})",
     )
-    console = [entry["message"] for entry in driver.get_log("browser")]
-    return f"{shown}\nconsole: {console[-10:]}"
+    return f"{shown}\nconsole: {console(driver)}"
 
 
 def _artifact(name: str, data: dict[str, Any]) -> None:
-    """Figures for the issue's note (and whoever looks next), beside the screenshots."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / name).write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\n{name}: {data}")
+    artifact("desk", name, data)
 
 
 def shot(driver: WebDriver, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    browser_mod.shot(driver, "desk", name)
 
 
 def click(driver: WebDriver, element_id: str) -> None:

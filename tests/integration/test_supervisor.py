@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from ccserver import tls
 from ccserver.stack.procs import wait_until
 from tests.integration.conftest import LiveStack, start_stack
 from tests.integration.rtp_phone import RtpPhone
@@ -27,7 +30,7 @@ AGENT, SUPERVISOR_PHONE, OTHER_PHONE = "1001", "1009", "1008"
 CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ = 1000.0, 600.0, 1400.0
 HEARD, UNHEARD = 0.15, 0.03  # share of the energy near a tone: present / absent
 ACD = {
-    "queues": [{"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0}],
+    "queues": [{"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0, "record": True}],
     "agents": [
         {"id": AGENT, "skills": {"general": 1}, "phone": AGENT, "auto_login": True},
         {"id": "1002", "skills": {"general": 1}, "phone": OTHER_PHONE},
@@ -75,6 +78,29 @@ def audit_actions(live: LiveStack) -> list[dict[str, Any]]:
     path = live.config.run_dir / "log" / "api-audit.jsonl"
     entries = [json.loads(line) for line in path.read_text().splitlines()]
     return [e for e in entries if "action" in e]
+
+
+def recording_head(live: LiveStack, call_id: str) -> bytes:
+    """The first bytes of the call's recording, read as a supervisor with a range request
+    (once Asterisk has closed the file)."""
+    url = tls.controller_url(live.config, f"/api/v1/calls/{call_id}/recording")
+    token = live.secrets().api_tokens["supervisor"]
+    request = urllib.request.Request(
+        url, headers={"Authorization": f"Bearer {token}", "Range": "bytes=0-43"}
+    )
+    found: list[bytes] = []
+
+    def read() -> bool:
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert (response.status, response.headers["Content-Type"]) == (206, "audio/wav")
+                found[:] = [response.read()]
+        except urllib.error.HTTPError:
+            return False
+        return True
+
+    assert wait_until(read, timeout=10), "no recording"
+    return found[0]
 
 
 def test_listen_whisper_and_barge_are_heard_where_they_should_be(live: LiveStack) -> None:
@@ -139,11 +165,15 @@ def test_listen_whisper_and_barge_are_heard_where_they_should_be(live: LiveStack
     assert (stats.successful, stats.failed) == (1, 0), caller.errors()
     _, record = live.api("GET", f"/calls/{call['id']}", token="supervisor")
     assert (record["outcome"], record["hangup_by"]) == ("completed", "agent")
+    assert recording_head(live, call["id"])[:4] == b"RIFF"  # the talk, recorded
     actions = [
         (a["action"], a.get("mode"), a.get("why"))
         for a in audit_actions(live)
         if a.get("session") == session["id"]
     ]
+    assert ("recording.play", "supervisor") in {
+        (a["action"], a["token"]) for a in audit_actions(live) if a.get("call") == call["id"]
+    }
     assert actions == [
         ("monitor.start", "listen", None),
         ("monitor.switch", "whisper", None),

@@ -54,6 +54,7 @@ class MemoryBackend:
     def __init__(self, board: NoticeBoard | None, seats: int = 1) -> None:
         self.board, self.seats = board, seats
         self.sessions: dict[str, dict[str, Any]] = {"m0": {"id": "m0", "mode": "listen"}}
+        self.recorded: Path | None = None  # the file of call c2's recording
         self.agent_table: dict[str, dict[str, Any]] = {
             agent_id: {
                 "id": agent_id,
@@ -230,6 +231,29 @@ class MemoryBackend:
     def alerts(self) -> list[dict[str, Any]]:
         return []
 
+    async def recording(self, call_id: str, *, by: str) -> Path:
+        if self.recorded is None or call_id != "c2":
+            raise CCServerError("no recording", slug="recording-none", status=404)
+        self.actions.append((call_id, "recording", by))
+        return self.recorded
+
+    async def move(self, call_id: str, *, queue: str | None, head: bool, by: str) -> dict[str, Any]:
+        call = self.live.get(call_id)
+        if call is None:
+            raise CCServerError(f"no live call {call_id}", slug="call-unknown", status=404)
+        if call["state"] != "waiting":
+            raise CCServerError(f"call is {call['state']}", slug="invalid-state", status=409)
+        call.update(queue=self.queue(queue)["name"] if queue else call.get("queue"))
+        self.actions.append((call_id, f"move:{queue}:{head}", by))
+        return call
+
+    def board_events(self) -> AsyncIterator[dict[str, Any]]:
+        return self._board()
+
+    async def _board(self) -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "board", "queues": [], "agents": []}
+        await asyncio.Event().wait()
+
     def monitors(self) -> list[dict[str, Any]]:
         return list(self.sessions.values())
 
@@ -315,6 +339,8 @@ class Api:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         data = raw if raw is not None else (None if body is None else json.dumps(body))
         async with self.client.request(method, path, headers=headers, data=data) as resp:
+            if resp.status < 300 and resp.content_type != "application/json":  # a file
+                return resp.status, await resp.read(), resp.headers
             assert resp.content_type == "application/json"
             return resp.status, await resp.json(), resp.headers
 
@@ -332,6 +358,8 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     )
     await redis.hset(KEY, seeded.id, seeded.model_dump_json())
     backend, audit = MemoryBackend(NoticeBoard(redis, prompts)), AuditLog(tmp_path / "audit.jsonl")
+    backend.recorded = tmp_path / "call-c2.wav"
+    backend.recorded.write_bytes(b"RIFF" + bytes(range(256)) * 8)
     app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600))
     server = TestServer(app, host="127.0.0.1")
     async with TestClient(server) as client:
@@ -378,6 +406,8 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("POST", "/notices", "/notices", OUTAGE, "supervisor", None),
     ("DELETE", "/notices/{id}", "/notices/n0", None, "supervisor", None),
     ("GET", "/alerts", "/alerts", None, "supervisor", None),
+    ("GET", "/calls/{id}/recording", "/calls/c2/recording", None, "supervisor", None),
+    ("POST", "/calls/{id}/move", "/calls/c1/move", {"head": True}, "supervisor", None),
     ("GET", "/monitors", "/monitors", None, "supervisor", None),
     ("POST", "/monitors", "/monitors", {"agent": "1002", "phone": "1009"}, "supervisor", None),
     ("POST", "/monitors/{id}/mode", "/monitors/m0/mode", {"mode": "barge"}, "supervisor", None),
@@ -575,6 +605,20 @@ async def test_an_attended_transfer_is_asked_for_by_mode(api: Api) -> None:
     status, _, _ = await api.call("POST", path, token=agent, body=body)
     assert status == 200
     assert api.backend.actions == [("c2", "transfer:95598:attended", "agent:1002")]
+
+
+async def test_a_supervisor_plays_a_recording_by_ranges_and_an_agent_may_not(api: Api) -> None:
+    path = f"{PREFIX}/calls/c2/recording"
+    status, error, _ = await api.call("GET", path, token=TOKENS["agent:1002"])
+    assert (status, error["error"]) == (403, "forbidden")
+    headers = {"Authorization": f"Bearer {TOKENS['supervisor']}", "Range": "bytes=4-19"}
+    async with api.client.get(path, headers=headers) as response:
+        assert (response.status, response.headers["Content-Type"]) == (206, "audio/wav")
+        assert await response.read() == bytes(range(16))
+    status, error, _ = await api.call("GET", f"{PREFIX}/calls/c1/recording", token=TOKENS["admin"])
+    assert (status, error["error"]) == (404, "recording-none")
+    _documented("GET", "/calls/{id}/recording", 404, "recording-none")
+    assert api.backend.actions == [("c2", "recording", "supervisor")]
 
 
 async def test_only_supervisors_monitor_and_every_session_action_is_audited(api: Api) -> None:
@@ -832,9 +876,10 @@ async def test_the_openapi_document_is_valid_public_and_lists_every_mounted_rout
     status, doc, _ = await api.call("GET", f"{PREFIX}/openapi.json")  # no token needed
     assert status == 200 and doc == DOC
     validate(doc)
-    # Beside the REST routes: the desk page and its event channel (a WebSocket, which
-    # OpenAPI does not describe: docs/api.md does), with aiohttp's HEAD twins of GETs.
-    others = {"/desk", "/desk/", PREFIX + "/events"}
+    # Beside the REST routes: the desk and wallboard pages and their event channel (a
+    # WebSocket, which OpenAPI does not describe: docs/api.md does), with aiohttp's HEAD
+    # twins of GETs.
+    others = {"/desk", "/desk/", "/wallboard", "/wallboard/", PREFIX + "/events"}
     mounted = {
         (r.method, r.resource.canonical)
         for r in api.client.app.router.routes()

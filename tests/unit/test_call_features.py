@@ -377,6 +377,31 @@ async def test_a_consulted_agent_who_does_not_answer_sends_the_caller_back_to_it
     await scene.until(lambda: scene.requests("DELETE", f"/channels/{source}") == 1, "hang-up")
 
 
+async def test_a_supervisor_moves_a_waiting_caller_to_another_queue_and_to_its_head(
+    make_scene: Callable[..., Scene],
+) -> None:
+    scene = make_scene()
+    first = await scene.arrive("caller-a")
+    second = await scene.arrive("caller-b")
+    await scene.until(lambda: second.state == CallState.WAITING, "both to wait")
+    record = await transfers.move(scene.center, second.id, queue="repair", head=False, by="boss")
+    assert (record["queue"], record["arrived_at"]) == ("repair", second.arrived_at)
+    await transfers.move(scene.center, first.id, queue="repair", head=False, by="boss")
+    router = scene.center.acd.router
+    assert router.position(first.id) == 1  # it arrived first
+    await transfers.move(scene.center, second.id, queue=None, head=True, by="boss")
+    assert router.position(second.id) == 1 and router.position(first.id) == 2
+    await login(scene, "1002")  # the repair agent takes the caller moved to the head
+    assert (second.state, second.agent, first.state) == (
+        CallState.RINGING,
+        "1002",
+        CallState.WAITING,
+    )
+    with pytest.raises(Exception) as refused:
+        await transfers.move(scene.center, second.id, queue="billing", head=False, by="boss")
+    assert getattr(refused.value, "slug", None) == "invalid-state"  # rung for: not moved
+
+
 # --- monitoring -----------------------------------------------------------------------------
 async def test_a_monitor_session_snoops_on_the_agent_survives_a_resync_and_ends_with_the_talk(
     make_scene: Callable[..., Scene],

@@ -8,6 +8,7 @@
 //   applied once. `window.desk.seqLog` keeps every seq seen, for the tests' sequence check.
 import { Web } from "/desk/vendor/sip.js/lib/index.js";
 import { chosenLanguage, setLanguage, t } from "/desk/i18n.js";
+import { actionLog, restClient } from "/desk/rest.js";
 
 const $ = (id) => document.getElementById(id);
 const session = {
@@ -22,34 +23,8 @@ const desk = {
 window.desk = desk;
 
 // --- REST ----------------------------------------------------------------------------
-async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
-  if (session.token) headers.Authorization = `Bearer ${session.token}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(`/api/v1${path}`, {
-    method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (response.status === 401 && session.token) forget();
-  if (!response.ok) throw new Error(`${data.error || response.status}: ${data.message || ""}`);
-  return data;
-}
-
-function note(text) {
-  const li = document.createElement("li");
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  $("log").prepend(li);
-  while ($("log").children.length > 50) $("log").lastChild.remove();
-}
-
-async function act(what, fn) {
-  try {
-    return await fn();
-  } catch (err) {
-    note(`${what}: ${err.message}`);
-    return null;
-  }
-}
+const api = restClient(() => session.token, forget);
+const { note, act } = actionLog($("log"), 50);
 
 // --- log in / out ----------------------------------------------------------------------
 $("login-device").addEventListener("change", () => {
