@@ -20,7 +20,7 @@ from ccserver.calls.board import Wallboard
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed, call_context
 from ccserver.calls.model import Call, CallState, MonitorMode
-from ccserver.config import browser_phone
+from ccserver.config import SUPERVISOR_TOKENS, browser_phone, supervisor_phone
 from ccserver.errors import CCServerError
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
@@ -83,9 +83,25 @@ class CenterBackend:
     def monitors(self) -> list[dict[str, Any]]:
         return monitor.sessions(self.center)
 
+    def supervisor_sip(self, by: str) -> dict[str, Any]:
+        return self._sip_account(_supervisor_endpoint(by))
+
+    def _sip_account(self, endpoint: str) -> dict[str, Any]:
+        """The SIP account a page registers its browser phone with."""
+        config = self.center.config
+        bind = config.stack.bind
+        return {
+            "uri": f"sip:{endpoint}@{bind}",
+            "ws": f"ws://{bind}:{config.asterisk.http_port}/ws",
+            "user": endpoint,
+            "password": self.sip_passwords[endpoint],
+        }
+
     async def start_monitor(
         self, *, call: str | None, agent: str | None, phone: str, mode: str, by: str
     ) -> dict[str, Any]:
+        if phone == "browser":
+            phone = _supervisor_endpoint(by)
         return await monitor.start(
             self.center, call_id=call, agent=agent, mode=MonitorMode(mode), phone=phone, by=by
         )
@@ -197,17 +213,8 @@ class CenterBackend:
         view = await agents.desk_login(
             self.center, agent_id, pin=pin, phone=target, by=f"desk:{agent_id}"
         )
-        config = self.center.config
-        sip = None
-        if browser and target is not None:
-            bind = config.stack.bind
-            sip = {
-                "uri": f"sip:{target}@{bind}",
-                "ws": f"ws://{bind}:{config.asterisk.http_port}/ws",
-                "user": target,
-                "password": self.sip_passwords[target],
-            }
-        return {"agent": view, "sip": sip, "language": config.acd.language}
+        sip = self._sip_account(target) if browser and target is not None else None
+        return {"agent": view, "sip": sip, "language": self.center.config.acd.language}
 
     def desk_events(self, agent_id: str, after: int | None) -> AsyncIterator[dict[str, Any]]:
         self.center.acd.agent(agent_id)  # agent-unknown (404) before the stream opens
@@ -261,3 +268,10 @@ class CenterBackend:
                 "the desk needs the controller's Redis", slug="desk-unavailable", status=503
             )
         return self.center.desk
+
+
+def _supervisor_endpoint(token_name: str) -> str:
+    """The browser phone of a supervisor-level token (desk sessions have none)."""
+    if token_name not in SUPERVISOR_TOKENS:
+        raise CCServerError(f"{token_name} has no browser phone", slug="phone-unknown", status=404)
+    return supervisor_phone(token_name)

@@ -189,6 +189,16 @@ def browser_phone(agent_id: str) -> str:
     return BROWSER_PHONE_PREFIX + agent_id
 
 
+SUPERVISOR_TOKENS = ("admin", "supervisor")
+"""The API token names with the supervisor role or above: each has a browser phone."""
+
+
+def supervisor_phone(token_name: str) -> str:
+    """The WebRTC endpoint of a supervisor token's browser phone (`PJSIP/web-<name>`),
+    registered by the wallboard page to listen in."""
+    return f"{BROWSER_PHONE_PREFIX}-{token_name}"
+
+
 Skills = dict[str, int]
 _SKILL_NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ccserver.config import browser_phone
+from ccserver.config import SUPERVISOR_TOKENS, browser_phone, supervisor_phone
 from ccserver.errors import ConfigError
 
 FILE_NAME = "secrets.json"
@@ -43,11 +43,12 @@ class Secrets:
     """Token name (`admin`, `supervisor`, `alertmanager`, `agent:<id>`) → bearer token."""
 
     def ensure_agents(self, phone_ids: list[str], agent_ids: list[str] | None = None) -> bool:
-        """Give every listed phone and every agent's browser desk a SIP password, every
-        agent a PIN and an API token, and make the admin, supervisor and alertmanager tokens;
-        return True when something was added."""
+        """Give every listed phone, every agent's browser desk and every supervisor token's
+        browser phone a SIP password, every agent a PIN and an API token, and make the
+        admin, supervisor and alertmanager tokens; return True when something was added."""
         agents = phone_ids if agent_ids is None else agent_ids
         browsers = [browser_phone(a) for a in agents]
+        browsers += [supervisor_phone(name) for name in SUPERVISOR_TOKENS]
         added = _fill(self.agent_passwords, [*phone_ids, *browsers], _token)
         added |= _fill(self.agent_pins, agents, _pin)
         names = ["admin", "supervisor", ALERTMANAGER_TOKEN, *(f"agent:{a}" for a in agents)]

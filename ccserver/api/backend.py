@@ -133,10 +133,17 @@ class ApiBackend(Protocol):
         """The supervisors' monitor sessions (`ccserver.calls.model.Monitor.to_dict`)."""
         ...
 
+    def supervisor_sip(self, by: str) -> dict[str, Any]:
+        """The SIP account of token `by`'s browser phone (uri, ws, user, password), which
+        the wallboard registers to listen in; raises phone-unknown (404) for a token
+        without one."""
+        ...
+
     async def start_monitor(
         self, *, call: str | None, agent: str | None, phone: str, mode: str, by: str
     ) -> dict[str, Any]:
-        """Ring `phone` for a monitor session in `mode` (listen, whisper, barge) on the call
+        """Ring `phone` (`browser`: the caller's browser phone, see `supervisor_sip`) for a
+        monitor session in `mode` (listen, whisper, barge) on the call
         `call` or on the one `agent` talks on (exactly one is given) and return it; raises
         call-unknown, agent-unknown, phone-unknown (404), not-talking (409: no agent is
         talking on the call), phone-failed (502)."""

@@ -80,7 +80,11 @@ class MonitorRequest(BaseModel):
 
     call: str | None = Field(default=None, min_length=1, max_length=64)
     agent: str | None = Field(default=None, min_length=1, max_length=64)
-    phone: str = Field(min_length=1, max_length=64, description="an id of `phones.ids`")
+    phone: str = Field(
+        min_length=1,
+        max_length=64,
+        description="an id of `phones.ids`, or `browser`: the token's browser phone",
+    )
     mode: MonitorModeName = Field(
         default="listen",
         description="listen: hear both sides, nobody hears you. whisper: the agent hears "

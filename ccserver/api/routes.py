@@ -234,6 +234,10 @@ async def _alerts(ctx: Ctx) -> Any:
     return ctx.services.backend.alerts()
 
 
+async def _supervisor_phone(ctx: Ctx) -> Any:
+    return ctx.services.backend.supervisor_sip(ctx.who.name)
+
+
 async def _monitors(ctx: Ctx) -> Any:
     return ctx.services.backend.monitors()
 
@@ -575,6 +579,19 @@ ROUTES: tuple[Route, ...] = (
         "and routes them (deploy/alertmanager/) to the controller; a resolved alert leaves "
         "the list. Kept in memory: after a restart the list fills again within Alertmanager's "
         "group interval.",
+    ),
+    Route(
+        "GET",
+        "/supervision/phone",
+        _supervisor_phone,
+        "getSupervisorPhone",
+        "The SIP account of this token's browser phone, to listen in from the wallboard.",
+        Role.SUPERVISOR,
+        models.SipAccount,
+        errors=((404, "phone-unknown"),),
+        details="Each supervisor-level token (`supervisor`, `admin`) has a WebRTC endpoint "
+        "`web-<token name>`; the wallboard registers it and answers the sessions that "
+        '`POST /monitors` with `"phone": "browser"` rings there.',
     ),
     Route(
         "GET",

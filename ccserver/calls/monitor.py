@@ -36,6 +36,7 @@ from ccserver.calls.center import CallCenter
 from ccserver.calls.media import ChannelGone
 from ccserver.calls.model import Call, CallState, Monitor, MonitorMode, monitor_ids, snoop_id
 from ccserver.calls.phrases import phrase, refusal
+from ccserver.config import SUPERVISOR_TOKENS, supervisor_phone
 from ccserver.errors import CCServerError
 from ccserver.logs import log
 from ccserver.telephony.ari import AriError, AriEvent
@@ -45,6 +46,8 @@ WHISPER = {MonitorMode.LISTEN: "none", MonitorMode.WHISPER: "out", MonitorMode.B
 FEATURE_MODES = {"*21": MonitorMode.LISTEN, "*22": MonitorMode.WHISPER, "*23": MonitorMode.BARGE}
 """The feature codes a supervisor's desk phone dials, followed by the agent id."""
 BEEP = "sound:beep"
+SUPERVISOR_PHONES = frozenset(supervisor_phone(name) for name in SUPERVISOR_TOKENS)
+"""The supervisors' browser phones (the wallboard's), which a session may ring too."""
 
 
 async def start(
@@ -59,7 +62,7 @@ async def start(
     """Ring the supervisor's `phone` for a session on the call `call_id` or on the call
     `agent` is talking on (exactly one is given); returns the session. Raises call-unknown
     or agent-unknown (404), phone-unknown (404), not-talking (409: no agent on the call)."""
-    if phone not in center.config.phones.ids:
+    if phone not in center.config.phones.ids and phone not in SUPERVISOR_PHONES:
         raise AcdError(f"no phone {phone!r} in phones.ids", slug="phone-unknown", status=404)
     async with center.transaction():
         call = _talk(center, call_id, agent)

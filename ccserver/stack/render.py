@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ccserver import tls
 from ccserver.alerts import WEBHOOK_PATH
-from ccserver.config import Config, browser_phone
+from ccserver.config import SUPERVISOR_TOKENS, Config, browser_phone, supervisor_phone
 from ccserver.errors import StackError
 from ccserver.secrets import Secrets
 from ccserver.telephony.ami import WATCHED_EVENTS
@@ -118,19 +118,26 @@ def asterisk_values(config: Config, secrets: Secrets, layout: AsteriskLayout) ->
         for agent_id in config.phones.ids
     )
     browser_part = (TEMPLATES / "webrtc.conf.part").read_text(encoding="utf-8")
+    owners = [(browser_phone(a.id), f"agent {a.id}", f"Agent {a.id}", a.id) for a in config.agents]
+    owners += [
+        (supervisor_phone(name), f"the {name} token", "Supervisor", name)
+        for name in SUPERVISOR_TOKENS
+    ]
     browsers = "".join(
         fill(
             browser_part,
             {
-                "id": browser_phone(agent.id),
-                "agent": agent.id,
+                "id": endpoint,
+                "who": who,
+                "name": name,
+                "number": number,
                 "bind": config.stack.bind,
-                "password": secrets.agent_passwords[browser_phone(agent.id)],
+                "password": secrets.agent_passwords[endpoint],
                 "rtp_timeout": str(config.phones.rtp_timeout_s),
             },
             "webrtc.conf.part",
         )
-        for agent in config.agents
+        for endpoint, who, name, number in owners
     )
     hotline = "\n".join(
         f"exten => {number},1,Goto(ccserver-hotline,${{EXTEN}},1)"

@@ -254,6 +254,15 @@ class MemoryBackend:
         yield {"type": "board", "queues": [], "agents": []}
         await asyncio.Event().wait()
 
+    def supervisor_sip(self, by: str) -> dict[str, Any]:
+        endpoint = f"web-{by}"
+        return {
+            "uri": f"sip:{endpoint}@127.0.0.1",
+            "ws": "ws://x/ws",
+            "user": endpoint,
+            "password": "p",
+        }
+
     def monitors(self) -> list[dict[str, Any]]:
         return list(self.sessions.values())
 
@@ -409,6 +418,7 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/calls/{id}/recording", "/calls/c2/recording", None, "supervisor", None),
     ("POST", "/calls/{id}/move", "/calls/c1/move", {"head": True}, "supervisor", None),
     ("GET", "/monitors", "/monitors", None, "supervisor", None),
+    ("GET", "/supervision/phone", "/supervision/phone", None, "supervisor", None),
     ("POST", "/monitors", "/monitors", {"agent": "1002", "phone": "1009"}, "supervisor", None),
     ("POST", "/monitors/{id}/mode", "/monitors/m0/mode", {"mode": "barge"}, "supervisor", None),
     ("DELETE", "/monitors/{id}", "/monitors/m0", None, "supervisor", None),

@@ -6,8 +6,8 @@
 //   in the event channel's first message: never a cookie, never in a URL.
 // - `lastSeq` is the last event applied; the channel resumes after it, so each event is
 //   applied once. `window.desk.seqLog` keeps every seq seen, for the tests' sequence check.
-import { Web } from "/desk/vendor/sip.js/lib/index.js";
 import { chosenLanguage, setLanguage, t } from "/desk/i18n.js";
+import { openPhone, rtpStats } from "/desk/phone.js";
 import { actionLog, restClient } from "/desk/rest.js";
 
 const $ = (id) => document.getElementById(id);
@@ -226,70 +226,30 @@ $("wrapup").addEventListener("submit", async (ev) => {
 });
 
 // --- the phone -------------------------------------------------------------------------------
-let phoneDelay = 1000;
-
-async function startPhone(sip) {
-  const audio = $("remote-audio");
-  const phone = new Web.SimpleUser(sip.ws, {
-    aor: sip.uri,
-    media: { constraints: { audio: true, video: false }, remote: { audio } },
-    userAgentOptions: {
-      authorizationUsername: sip.user,
-      authorizationPassword: sip.password,
-      displayName: session.agent,
-      sessionDescriptionHandlerFactoryOptions: { peerConnectionConfiguration: { iceServers: [] } },
+function startPhone(sip) {
+  const link = {
+    registered: () => { desk.sipRegistered = true; setLink("sip-status", "sip-text", "up", t("registered")); },
+    unregistered: () => { desk.sipRegistered = false; setLink("sip-status", "sip-text", "down", t("unregistered")); },
+    down: () => { desk.sipRegistered = false; setLink("sip-status", "sip-text", "down", t("down")); },
+  };
+  desk.phone = openPhone(sip, {
+    audio: $("remote-audio"),
+    displayName: session.agent,
+    note,
+    wanted: (phone) => desk.phone === phone && !!session.token,
+    onCall: () => {
+      desk.incoming = true;
+      desk.rangAt = Date.now() / 1000;
+      if ($("auto-answer").checked) answer();
+      else if (desk.view) render(desk.view, null);
     },
-    delegate: {
-      onCallReceived: () => {
-        desk.incoming = true;
-        desk.rangAt = Date.now() / 1000;
-        if ($("auto-answer").checked) answer();
-        else if (desk.view) render(desk.view, null);
-      },
-      onCallAnswered: () => { desk.incoming = false; note("answered"); },
-      onCallHangup: () => { desk.incoming = false; desk.muted = false; },
-      onRegistered: () => { desk.sipRegistered = true; phoneDelay = 1000; setLink("sip-status", "sip-text", "up", t("registered")); },
-      onUnregistered: () => { desk.sipRegistered = false; setLink("sip-status", "sip-text", "down", t("unregistered")); },
-      onServerDisconnect: () => {
-        desk.sipRegistered = false;
-        setLink("sip-status", "sip-text", "down", t("down"));
-        if (desk.phone === phone) setTimeout(() => reconnectPhone(phone), phoneDelay);
-      },
-    },
+    onAnswered: () => { desk.incoming = false; note("answered"); },
+    onHangup: () => { desk.incoming = false; desk.muted = false; },
+    onLink: (state) => link[state](),
   });
-  desk.phone = phone;
-  await connectPhone(phone);
 }
 
-async function reconnectPhone(phone) {
-  if (desk.phone !== phone || !session.token) return;
-  phoneDelay = Math.min(phoneDelay * 2, 8000);
-  await connectPhone(phone);
-}
-
-// Connect and register; on failure try again later, each time waiting longer (to 8 s).
-async function connectPhone(phone) {
-  try {
-    await phone.connect();
-    await phone.register();
-  } catch (err) {
-    note(`sip: ${err.message}`);
-    setTimeout(() => reconnectPhone(phone), phoneDelay);
-  }
-}
-
-// Packets each way so far (the tests read it; an ops person may too, in the console).
-desk.rtpStats = async () => {
-  const pc = desk.phone && desk.phone.session && desk.phone.session.sessionDescriptionHandler
-    && desk.phone.session.sessionDescriptionHandler.peerConnection;
-  if (!pc) return null;
-  const out = { inbound: 0, outbound: 0 };
-  (await pc.getStats()).forEach((s) => {
-    if (s.type === "inbound-rtp" && s.kind === "audio") out.inbound += s.packetsReceived;
-    if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound += s.packetsSent;
-  });
-  return out;
-};
+desk.rtpStats = () => rtpStats(desk.phone);
 
 const answer = () => desk.phone && desk.incoming && act("answer", () => desk.phone.answer());
 const hangup = () => {

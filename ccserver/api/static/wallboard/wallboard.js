@@ -9,6 +9,7 @@
 //   asking the server; the tick changes only those cells (what a supervisor is about to
 //   click stays put), a new board redraws the tables.
 // - `?tv=1` is the wall display: no controls, type scaled to the screen.
+import { openPhone, rtpStats } from "/desk/phone.js";
 import { actionLog, restClient } from "/desk/rest.js";
 
 const $ = (id) => document.getElementById(id);
@@ -24,6 +25,7 @@ const WORDS = {
     call: "通话", play: "播放录音", up: "已连接", down: "断开", ready: "就绪",
     not_ready: "置忙", log_out: "签出", listen: "监听", whisper: "耳语", barge: "强插",
     stop: "结束", move: "转队列", head: "优先", end: "撤销", need_phone: "请先填写我的话机",
+    browser_phone: "浏览器话机", registered: "已注册", unregistered: "未注册",
     "s_ready": "就绪", "s_not-ready": "未就绪", "s_reserved": "振铃", "s_busy": "通话中",
     "s_wrap-up": "话后处理", "s_logged-out": "未登录",
   },
@@ -39,6 +41,7 @@ const WORDS = {
     post: "Post", call: "Call", play: "Play recording", up: "up", down: "down", ready: "Ready",
     not_ready: "Not ready", log_out: "Log out", listen: "Listen", whisper: "Whisper",
     barge: "Barge", stop: "Stop", move: "Move", head: "To head", end: "End",
+    browser_phone: "Browser phone", registered: "registered", unregistered: "unregistered",
     need_phone: "Fill in my phone first", "s_ready": "Ready", "s_not-ready": "Not ready",
     "s_reserved": "Ringing", "s_busy": "Talking", "s_wrap-up": "Wrap-up",
     "s_logged-out": "Logged out",
@@ -46,7 +49,7 @@ const WORDS = {
 };
 const board = {
   token: sessionStorage.getItem("board.token"), last: null, received: [], channel: null,
-  language: localStorage.getItem("board.language"), up: false,
+  language: localStorage.getItem("board.language"), up: false, phone: null, sip: "off",
 };
 window.board = board;
 const tv = new URLSearchParams(location.search).get("tv") === "1";
@@ -93,6 +96,7 @@ function forget() {
   sessionStorage.removeItem("board.token");
   board.token = null;
   if (board.channel) board.channel.close();
+  stopBrowserPhone();
   location.reload();
 }
 
@@ -102,6 +106,10 @@ function start() {
   $("logout").hidden = false;
   openChannel();
   refreshMonitors();
+  if (localStorage.getItem("board.browserPhone") === "1") {
+    $("browser-phone").checked = true;
+    startBrowserPhone();
+  }
 }
 
 // --- the event channel -------------------------------------------------------------------
@@ -194,10 +202,11 @@ function tick() {
   for (const td of document.querySelectorAll("td[data-since]")) tickCell(td);
 }
 
-function button(label, onClick) {
+function button(label, onClick, action = "") {
   const b = document.createElement("button");
   b.type = "button";
   b.textContent = label;
+  if (action) b.dataset.action = action;
   b.addEventListener("click", onClick);
   return b;
 }
@@ -241,13 +250,13 @@ function render() {
     cell(row, a.calls_today, "", "calls_today");
     const actions = cell(row, "", "controls");
     if (a.state !== "logged-out") {
-      actions.append(button(t("ready"), () => agentState(a.id, { action: "ready" })));
-      actions.append(button(t("not_ready"), () => agentState(a.id, { action: "not-ready", reason: "meeting" })));
-      actions.append(button(t("log_out"), () => agentState(a.id, { action: "logout" })));
+      actions.append(button(t("ready"), () => agentState(a.id, { action: "ready" }), "ready"));
+      actions.append(button(t("not_ready"), () => agentState(a.id, { action: "not-ready", reason: "meeting" }), "not-ready"));
+      actions.append(button(t("log_out"), () => agentState(a.id, { action: "logout" }), "logout"));
     }
     if (talking) {
       for (const mode of ["listen", "whisper", "barge"]) {
-        actions.append(button(t(mode), () => monitor(a.id, mode)));
+        actions.append(button(t(mode), () => monitor(a.id, mode), mode));
       }
       actions.append(button(t("call"), () => showCall(a.call.id)));
     }
@@ -297,6 +306,41 @@ function renderBanner(data) {
 // --- actions -------------------------------------------------------------------------------
 $("my-phone").value = localStorage.getItem("board.phone") || "";
 $("my-phone").addEventListener("change", () => localStorage.setItem("board.phone", $("my-phone").value.trim()));
+
+// The browser phone: the monitor sessions "browser" rings, answered at once (nothing else
+// rings it); the supervisor hears the call in the page and speaks into its microphone.
+$("browser-phone").addEventListener("change", () => {
+  localStorage.setItem("board.browserPhone", $("browser-phone").checked ? "1" : "0");
+  if ($("browser-phone").checked) startBrowserPhone(); else stopBrowserPhone();
+});
+
+async function startBrowserPhone() {
+  const sip = await act("phone", () => api("GET", "/supervision/phone"));
+  if (!sip) { $("browser-phone").checked = false; return; }
+  $("my-phone").value = "browser";
+  $("my-phone").disabled = true;
+  board.phone = openPhone(sip, {
+    audio: $("monitor-audio"),
+    displayName: t("title"),
+    note,
+    wanted: (phone) => board.phone === phone && !!board.token,
+    onCall: () => act("answer", () => board.phone.answer()),
+    onAnswered: () => refreshMonitors(),
+    onHangup: () => refreshMonitors(),
+    onLink: (state) => { board.sip = state; $("sip-text").textContent = t(state); },
+  });
+}
+
+function stopBrowserPhone() {
+  if (board.phone) board.phone.disconnect().catch(() => {});
+  board.phone = null;
+  board.sip = "off";
+  $("sip-text").textContent = "";
+  $("my-phone").disabled = false;
+  $("my-phone").value = localStorage.getItem("board.phone") || "";
+}
+
+board.rtpStats = () => rtpStats(board.phone);
 
 function agentState(agent, body) {
   return act(`${agent} ${body.action}`, () => api("POST", `/agents/${agent}/state`, body));
