@@ -90,9 +90,9 @@ class Controller:
         self.api_tokens = {
             name: token
             for name, token in secrets.api_tokens.items()
-            if name != secrets_mod.ALERTMANAGER_TOKEN
+            if name != secrets_mod.ALERTMANAGER_TOKEN_NAME
         }
-        self.alertmanager_token = secrets.api_tokens.get(secrets_mod.ALERTMANAGER_TOKEN, "")
+        self.alertmanager_token = secrets.api_tokens.get(secrets_mod.ALERTMANAGER_TOKEN_NAME, "")
         self.alerts = AlertBoard()
         self.notices = NoticeBoard(self.store.redis, self.prompts)
         self.lookups = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

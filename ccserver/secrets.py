@@ -22,8 +22,9 @@ from ccserver.config import SUPERVISOR_TOKENS, browser_phone, supervisor_phone
 from ccserver.errors import ConfigError
 
 FILE_NAME = "secrets.json"
-ALERTMANAGER_TOKEN = "alertmanager"
-"""The API token the stack's Alertmanager presents to the controller's alert webhook."""
+ALERTMANAGER_TOKEN_NAME = "alertmanager"
+"""The name (a key of `api_tokens`, not a secret) of the token the stack's Alertmanager
+presents to the controller's alert webhook; the token itself is generated at set-up."""
 
 
 def _token() -> str:
@@ -51,7 +52,7 @@ class Secrets:
         browsers += [supervisor_phone(name) for name in SUPERVISOR_TOKENS]
         added = _fill(self.agent_passwords, [*phone_ids, *browsers], _token)
         added |= _fill(self.agent_pins, agents, _pin)
-        names = ["admin", "supervisor", ALERTMANAGER_TOKEN, *(f"agent:{a}" for a in agents)]
+        names = ["admin", "supervisor", ALERTMANAGER_TOKEN_NAME, *(f"agent:{a}" for a in agents)]
         added |= _fill(self.api_tokens, names, _token)
         return added
 

@@ -132,7 +132,7 @@ class Stack:
         self._start_asterisk()
         self._start_controller()
         if self.config.alertmanager_runs:
-            self._start_alertmanager(secrets.api_tokens[secrets_mod.ALERTMANAGER_TOKEN])
+            self._start_alertmanager(secrets.api_tokens[secrets_mod.ALERTMANAGER_TOKEN_NAME])
         if self.config.prometheus.enabled:
             self._start_prometheus()
         return self.status()

@@ -19,7 +19,7 @@ import yaml
 
 from ccserver import tls
 from ccserver.alerts import WEBHOOK_PATH
-from ccserver.secrets import ALERTMANAGER_TOKEN
+from ccserver.secrets import ALERTMANAGER_TOKEN_NAME
 from ccserver.stack.procs import wait_until
 from tests.grafana import ccserver_dashboard_exprs
 from tests.integration.conftest import LiveStack, start_stack
@@ -151,7 +151,7 @@ def test_alerts_go_from_prometheus_through_alertmanager_to_the_controller(
 
 def test_the_alert_hook_takes_only_alertmanager_s_token_and_payload(live: LiveStack) -> None:
     hook = tls.controller_url(live.config, WEBHOOK_PATH)
-    token = live.secrets().api_tokens[ALERTMANAGER_TOKEN]
+    token = live.secrets().api_tokens[ALERTMANAGER_TOKEN_NAME]
     for auth, body, expected in (
         ("Bearer wrong", b'{"alerts": []}', 401),
         (f"Bearer {live.secrets().api_tokens['admin']}", b'{"alerts": []}', 401),

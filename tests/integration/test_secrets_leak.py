@@ -58,7 +58,7 @@ def used(live: LiveStack) -> Secrets:
     assert live.agent("1001")["state"] == "ready"
     live.place_calls(2, talk_ms=1000, rate=2.0)
     for name in sec.api_tokens.keys() - {
-        secrets_mod.ALERTMANAGER_TOKEN
+        secrets_mod.ALERTMANAGER_TOKEN_NAME
     }:  # that one: only the webhook's
         assert live.api("GET", "/whoami", token=name)[0] == 200
     state = "/agents/1001/state"
