@@ -221,6 +221,8 @@ def _errors_and_audit(audit: AuditLog) -> Middleware:
             headers = exc.headers if isinstance(exc, ApiError) else None
             response = _error(exc.status, exc.slug, exc.message, headers)
         except web.HTTPException as exc:
+            if exc.status < 400:  # a redirection (`/desk` → `/desk/`) is no error
+                raise
             slug = _HTTP_SLUGS.get(exc.status, f"http-{exc.status}")
             message = _http_message(request, exc)
             allowed = exc.headers.get(hdrs.ALLOW)

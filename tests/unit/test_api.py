@@ -1150,3 +1150,9 @@ async def test_the_desk_page_is_served_with_its_content_policy(api: Api) -> None
         assert 'type="module" src="/desk/desk.js"' in await resp.text()
     async with api.client.get("/desk/desk.js") as resp:
         assert resp.status == 200 and "sip.js" in await resp.text()
+
+
+async def test_a_page_s_path_without_its_slash_redirects_to_the_page(api: Api) -> None:
+    """The error middleware once turned the redirect into a JSON 302 without `Location`."""
+    async with api.client.get("/desk", allow_redirects=False) as resp:
+        assert (resp.status, resp.headers["Location"]) == (302, "/desk/")
