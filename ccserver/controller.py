@@ -40,7 +40,7 @@ from ccserver.calls.journal import Journal
 from ccserver.center_backend import CenterBackend
 from ccserver.config import BROWSER_PHONE_PREFIX, Config
 from ccserver.desk_streams import RedisDeskStreams
-from ccserver.errors import InputError
+from ccserver.errors import CCServerError, InputError
 from ccserver.history import History
 from ccserver.ivr.loader import load_flows, warm_prompts
 from ccserver.ivr.notices import NoticeBoard
@@ -210,15 +210,19 @@ class Controller:
         return web.json_response(body)
 
     async def _alert_hook(self, request: web.Request) -> web.Response:
-        """Alertmanager's webhook (deploy/alertmanager/), with the `alertmanager` token."""
+        """Alertmanager's webhook (deploy/alertmanager/), with the `alertmanager` token.
+        Mounted on the API's app, so its refusals get the API's error shape and audit."""
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         expected = self.alertmanager_token
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-            return _error(401, "token-invalid", "Alertmanager's token is expected")
+            raise CCServerError(
+                "Alertmanager's token is expected", slug="token-invalid", status=401
+            )
         try:
-            self.alerts.receive(await request.json())
-        except (ValueError, InputError) as exc:
-            return _error(400, "input-invalid", str(exc))
+            payload = await request.json()
+        except ValueError as exc:
+            raise InputError(f"the body is not JSON: {exc}") from None
+        self.alerts.receive(payload)
         return web.json_response({"firing": len(self.alerts.firing())})
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -304,7 +308,3 @@ def serve(config: Config) -> int:
 
     asyncio.run(main())
     return 0
-
-
-def _error(status: int, slug: str, message: str) -> web.Response:
-    return web.json_response({"error": slug, "message": message}, status=status)

@@ -77,39 +77,35 @@ def make_app(
             name=route.operation_id,
         )
     app.router.add_get(PREFIX + "/events", _events(services, table, auth), name="events")
-    app.router.add_get("/desk", _desk_redirect)
-    app.router.add_get("/desk/", _desk_page)
+    app.router.add_get("/desk", _redirect("/desk/"))
+    app.router.add_get("/desk/", _page(DESK_DIR))
     if vendor_dir is not None and vendor_dir.is_dir():
         app.router.add_static("/desk/vendor/", vendor_dir)
     app.router.add_static("/desk/", DESK_DIR)
-    app.router.add_get("/wallboard", _board_redirect)
-    app.router.add_get("/wallboard/", _board_page)
+    app.router.add_get("/wallboard", _redirect("/wallboard/"))
+    app.router.add_get("/wallboard/", _page(BOARD_DIR))
     app.router.add_static("/wallboard/", BOARD_DIR)
     return app
 
 
-async def _board_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/wallboard/")
+def _redirect(to: str) -> AiohttpHandler:
+    async def redirect(request: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(to)
+
+    return redirect
 
 
-async def _board_page(request: web.Request) -> web.StreamResponse:
-    """The supervisors' wallboard page, under the desk's policy."""
-    return web.FileResponse(
-        BOARD_DIR / "index.html",
-        headers={"Content-Security-Policy": DESK_CSP, "X-Content-Type-Options": "nosniff"},
-    )
+def _page(directory: Path) -> AiohttpHandler:
+    """A page's `index.html` (the desk's, the wallboard's); its policy lets it load only
+    this origin's scripts and styles."""
 
+    async def page(request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(
+            directory / "index.html",
+            headers={"Content-Security-Policy": DESK_CSP, "X-Content-Type-Options": "nosniff"},
+        )
 
-async def _desk_redirect(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/desk/")
-
-
-async def _desk_page(request: web.Request) -> web.StreamResponse:
-    """The desk page; its policy lets it load only this origin's scripts and styles."""
-    return web.FileResponse(
-        DESK_DIR / "index.html",
-        headers={"Content-Security-Policy": DESK_CSP, "X-Content-Type-Options": "nosniff"},
-    )
+    return page
 
 
 def _events(services: Services, table: TokenTable, limiter: RateLimiter) -> AiohttpHandler:

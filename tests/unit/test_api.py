@@ -1150,6 +1150,10 @@ async def test_the_desk_page_is_served_with_its_content_policy(api: Api) -> None
         assert 'type="module" src="/desk/desk.js"' in await resp.text()
     async with api.client.get("/desk/desk.js") as resp:
         assert resp.status == 200 and "sip.js" in await resp.text()
+    async with api.client.get("/wallboard") as resp:  # redirected to the page
+        assert resp.status == 200 and resp.url.path == "/wallboard/"
+        assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+        assert 'src="/wallboard/wallboard.js"' in await resp.text()
 
 
 async def test_a_page_s_path_without_its_slash_redirects_to_the_page(api: Api) -> None:
