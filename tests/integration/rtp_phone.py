@@ -64,14 +64,14 @@ class Heard:
 
 
 class RtpPhone:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", tone_hz: float = 600.0) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
         self.sock.settimeout(0.2)
         self.port: int = self.sock.getsockname()[1]
         self.received: list[tuple[float, int, bytes]] = []  # arrival, payload type, payload
         self.peer: tuple[str, int] | None = None
-        self.tone_hz = 600.0
+        self.tone_hz = tone_hz  # what it sends
         self._keys: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()

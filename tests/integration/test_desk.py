@@ -183,9 +183,7 @@ def test_ivr_caller_rings_the_page_with_its_pop_and_talks_both_ways(
     shot(browser, "idle")
     live.api("POST", f"/agents/{PHONE_AGENT}/state", {"action": "not-ready", "reason": "break"})
     ready(browser)
-    phone = RtpPhone()
-    phone.tone_hz = CALLER_HZ
-    phone.start()
+    phone = RtpPhone(tone_hz=CALLER_HZ).start()
     caller = live.call_in(phone.port, "95598").start()
     try:
         assert wait_until(lambda: phone.peer is not None, 10), "the caller got no audio"

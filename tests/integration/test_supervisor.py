@@ -48,12 +48,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     )
 
 
-def tone(hz: float) -> RtpPhone:
-    phone = RtpPhone()
-    phone.tone_hz = hz
-    return phone.start()
-
-
 def shares(phone: RtpPhone, *tones: float, settle_s: float = 1.2) -> dict[float, float]:
     """The share of each tone in what `phone` heard in the last half second, after
     `settle_s` for the change to reach it."""
@@ -104,7 +98,9 @@ def recording_head(live: LiveStack, call_id: str) -> bytes:
 
 
 def test_listen_whisper_and_barge_are_heard_where_they_should_be(live: LiveStack) -> None:
-    caller_rtp, agent_rtp, supervisor_rtp = tone(CALLER_HZ), tone(AGENT_HZ), tone(SUPERVISOR_HZ)
+    caller_rtp, agent_rtp, supervisor_rtp = (
+        RtpPhone(tone_hz=hz).start() for hz in (CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ)
+    )
     agent_phone = live.phone_at("agent", agent_rtp.port, hangup_ms=30_000).start()
     supervisor_phone = live.phone_at("supervisor", supervisor_rtp.port).start()
     caller = live.call_in(caller_rtp.port, "95598").start()
@@ -200,7 +196,7 @@ def test_an_agent_may_not_monitor_and_a_session_needs_a_talking_agent(live: Live
 def test_a_supervisor_s_desk_phone_listens_by_feature_code_until_the_call_ends(
     live: LiveStack,
 ) -> None:
-    caller_rtp, agent_rtp = tone(CALLER_HZ), tone(AGENT_HZ)
+    caller_rtp, agent_rtp = (RtpPhone(tone_hz=hz).start() for hz in (CALLER_HZ, AGENT_HZ))
     agent_phone = live.phone_at("agent", agent_rtp.port, hangup_ms=12_000).start()
     caller = live.call_in(caller_rtp.port, "95598").start()
     try:

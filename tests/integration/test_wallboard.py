@@ -213,10 +213,10 @@ def test_a_supervisor_whispers_from_the_page_s_phone_and_only_the_agent_hears_it
 ) -> None:
     not_ready(live, "1002")
     assert live.api("POST", "/agents/1001/state", {"action": "ready"})[0] == 200
-    agent_rtp, caller_rtp = RtpPhone(), RtpPhone()
-    agent_rtp.tone_hz, caller_rtp.tone_hz = AGENT_HZ, CALLER_HZ
-    agent_phone = live.phone_at("answer", agent_rtp.start().port, hangup_ms=12_000).start()
-    caller = live.call_in(caller_rtp.start().port, "95598").start()
+    agent_rtp = RtpPhone(tone_hz=AGENT_HZ).start()
+    caller_rtp = RtpPhone(tone_hz=CALLER_HZ).start()
+    agent_phone = live.phone_at("answer", agent_rtp.port, hangup_ms=12_000).start()
+    caller = live.call_in(caller_rtp.port, "95598").start()
     try:
         page.find_element(By.ID, "browser-phone").click()
         wait_js(page, "window.board.sip === 'registered'")
