@@ -3,10 +3,11 @@ and per queue the calls answered and abandoned today and in the last 30 minutes 
 service level.
 
 - Live figures are read from the center at each look (`observe`, run by the center within
-  `DESK_COALESCE_S` of a commit, as the desks' are): per queue the callers waiting, when
-  the oldest of them queued (the page ticks the wait), callers in the IVR, calls talking
-  and the expected wait; per agent its state and reason, since when (this process saw the
-  change; at start the history's last change), and its call's queue and start.
+  `DESK_COALESCE_S` of a commit, as the desks' are): per queue the callers waiting and
+  when the oldest of them entered the queue (the router's figures, as `GET /queues` gives
+  them; the page ticks the wait), callers in the IVR, calls talking and the expected wait;
+  per agent its state and reason, since when (this process saw the change; at start the
+  history's last change), and its call's queue and start.
 - Counts come from the queue events the journal records (`count`), the same the metrics
   count: a `connect` with a wait is an answer in its queue (and a call of its agent), an
   `abandon` with a wait an abandon, short below `reports.short_abandon_s`. Service level is
@@ -154,13 +155,14 @@ class Wallboard:
         live = list(calls.values())
         queues = []
         for spec in self.config.acd.queues:
-            view = acd.queue_view(spec.name, now)
-            waiting = [c for c in live if c.queue == spec.name and c.state == CallState.WAITING]
+            view = acd.queue_view(spec.name, now)  # the figures GET /queues and /metrics give
             queues.append(
                 {
                     "name": spec.name,
                     "waiting": view["waiting"],
-                    "oldest_since": min((c.queued_at or now for c in waiting), default=None),
+                    "oldest_since": round(now - view["oldest_wait_s"], 3)
+                    if view["waiting"]
+                    else None,
                     "in_ivr": sum(
                         1
                         for c in live

@@ -165,7 +165,7 @@ def _talk(center: CallCenter, call_id: str | None, agent: str | None) -> Call:
         if call is None:
             raise AcdError(f"no live call {call_id!r}", slug="call-unknown", status=404)
     else:
-        center.acd.agent_view(agent or "")  # raises agent-unknown
+        center.acd.agent(agent or "")  # raises agent-unknown
         talking = [c for c in center.calls.values() if c.agent == agent and c.agent_channel]
         call = next((c for c in talking if c.state == CallState.CONNECTED), None)
         if call is None:
