@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ccserver.errors import ConfigError
 from ccserver.ivr.config import IvrConfig, minutes
+from ccserver.records.orders import KINDS, STATES, SlaRule
 
 ENV_PREFIX = "CCSERVER_"
 DEFAULT_FILE = "ccserver.toml"
@@ -537,6 +538,61 @@ class SupervisionConfig(_Section):
     """How long the supervisor's phone rings before the session is given up."""
 
 
+class SlaRuleConfig(_Section):
+    """An order of `kind` reaches `state` within `within_s` seconds of opening (in `area`;
+    no area: any area without a rule of its own)."""
+
+    kind: str = Field(pattern="^(" + "|".join(KINDS) + ")$")
+    state: str = Field(
+        pattern="^(" + "|".join(s for s in STATES if s not in ("new", "cancelled")) + ")$"
+    )
+    within_s: float = Field(gt=0, le=366 * 86400)
+    area: str | None = Field(default=None, min_length=1, max_length=40)
+
+    def rule(self) -> SlaRule:
+        return SlaRule(self.kind, self.state, self.within_s, self.area)
+
+
+def _sla_95598() -> list[SlaRuleConfig]:
+    """State Grid's service commitments: repair crews on site within 45 minutes in town,
+    90 in the country, 2 hours in remote areas (unknown area: as in town); dispatch
+    within 10 minutes; a complaint or enquiry answered within a day, a business request
+    within three."""
+    rules: list[dict[str, Any]] = [
+        {"kind": "fault", "state": "dispatched", "within_s": 600},
+        {"kind": "fault", "state": "on-site", "within_s": 45 * 60},
+        {"kind": "fault", "state": "on-site", "within_s": 45 * 60, "area": "urban"},
+        {"kind": "fault", "state": "on-site", "within_s": 90 * 60, "area": "rural"},
+        {"kind": "fault", "state": "on-site", "within_s": 120 * 60, "area": "remote"},
+        {"kind": "complaint", "state": "resolved", "within_s": 86400},
+        {"kind": "enquiry", "state": "resolved", "within_s": 86400},
+        {"kind": "business", "state": "resolved", "within_s": 3 * 86400},
+    ]
+    return [SlaRuleConfig(**rule) for rule in rules]
+
+
+class WorkOrdersConfig(_Section):
+    """Work orders: their deadlines (the SLA table) and how they are chased."""
+
+    sla: list[SlaRuleConfig] = Field(default_factory=_sla_95598)
+    # an order is chased (escalation 1) this long before its deadline, overdue (2) after
+    warn_before_s: float = Field(default=600.0, ge=0, le=7 * 86400)
+    check_every_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @field_validator("sla")
+    @classmethod
+    def _one_rule_each(cls, rules: list[SlaRuleConfig]) -> list[SlaRuleConfig]:
+        seen = set()
+        for rule in rules:
+            key = (rule.kind, rule.state, rule.area)
+            if key in seen:
+                raise ValueError(
+                    f"two rules for {rule.kind} reaching {rule.state} in {rule.area or 'any area'}"
+                )
+            seen.add(key)
+        return rules
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -554,6 +610,7 @@ class Config(_Section):
     desk: DeskConfig = DeskConfig()
     supervision: SupervisionConfig = SupervisionConfig()
     wallboard: WallboardConfig = WallboardConfig()
+    work_orders: WorkOrdersConfig = WorkOrdersConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

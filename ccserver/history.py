@@ -14,8 +14,11 @@ loop nor raise into it:
 - `await flush()` returns once everything queued before it is committed (readable).
 
 Reads are synchronous (SQLite answers them from the WAL without waiting for the writer);
-async callers run them with `asyncio.to_thread`. Opening checks the file and the schema at
-once and raises `CCServerError` slug `history-unavailable` with what to do.
+async callers run them with `asyncio.to_thread`. The service records (`ccserver.records`)
+live in the same file and migrations; their writes must be read back at once, so they run
+synchronously too, in `records()` transactions on a connection of their own. Opening checks
+the file and the schema at once and raises `CCServerError` slug `history-unavailable` with
+what to do.
 """
 
 from __future__ import annotations
@@ -90,6 +93,48 @@ _MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX IF NOT EXISTS calls_caller ON calls (caller, arrived_at);
     """,
+    # 3: work orders (`ccserver.records.orders`), each change of one kept beside it
+    """
+    CREATE TABLE IF NOT EXISTS work_orders (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind        TEXT NOT NULL,
+        state       TEXT NOT NULL,
+        priority    INTEGER NOT NULL,
+        account     TEXT,
+        caller      TEXT,
+        address     TEXT,
+        area        TEXT,
+        description TEXT NOT NULL,
+        team        TEXT,
+        assignee    TEXT,
+        agent       TEXT,
+        created_at  REAL NOT NULL,
+        created_by  TEXT NOT NULL,
+        updated_at  REAL NOT NULL,
+        due_at      REAL,
+        due_state   TEXT,
+        escalation  INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS work_orders_state ON work_orders (state, due_at);
+    CREATE INDEX IF NOT EXISTS work_orders_caller ON work_orders (caller);
+    CREATE INDEX IF NOT EXISTS work_orders_account ON work_orders (account);
+    CREATE TABLE IF NOT EXISTS work_order_calls (
+        order_id  INTEGER NOT NULL,
+        call_id   TEXT NOT NULL,
+        linked_at REAL NOT NULL,
+        PRIMARY KEY (order_id, call_id)
+    );
+    CREATE INDEX IF NOT EXISTS work_order_calls_call ON work_order_calls (call_id);
+    CREATE TABLE IF NOT EXISTS work_order_changes (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id INTEGER NOT NULL,
+        at       REAL NOT NULL,
+        who      TEXT NOT NULL,
+        what     TEXT NOT NULL,
+        fields   TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS work_order_changes_order ON work_order_changes (order_id, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -154,6 +199,8 @@ class History:
             writer.close()
             raise
         self._read_lock = threading.Lock()
+        self._records_lock = threading.Lock()
+        self._records: sqlite3.Connection | None = None
         self._thread = threading.Thread(
             target=self._write_loop, args=(writer,), name="ccserver-history", daemon=True
         )
@@ -221,16 +268,19 @@ class History:
         self._thread.join()
         with self._read_lock:
             self._reader.close()
+        with self._records_lock:
+            if self._records is not None:
+                self._records.close()
         log(logger, "history.closed", path=str(self.path), failed_writes=self.failed_writes)
 
     # --- reads ------------------------------------------------------------------------------
     def call(self, call_id: str) -> dict[str, Any] | None:
-        rows = self._read(f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,))
+        rows = self.query(f"SELECT {_CALL_COLUMNS} FROM calls WHERE call_id = ?", (call_id,))
         return _call_dict(rows[0]) if rows else None
 
     def events(self, call_id: str) -> list[dict[str, Any]]:
         """The call's events in the order they were recorded."""
-        rows = self._read(
+        rows = self.query(
             "SELECT id, call_id, at, kind, queue, agent, fields FROM events "
             "WHERE call_id = ? ORDER BY id",
             (call_id,),
@@ -241,7 +291,7 @@ class History:
         self, since: float | None = None, until: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Calls that arrived in [since, until), oldest first, at most `limit`."""
-        rows = self._read(
+        rows = self.query(
             f"SELECT {_CALL_COLUMNS} FROM calls WHERE arrived_at >= ? AND arrived_at < ? "
             "ORDER BY arrived_at, call_id LIMIT ?",
             (_low(since), _high(until), limit),
@@ -251,7 +301,7 @@ class History:
     def contacts(self, caller: str, since: float, *, limit: int = 20) -> list[dict[str, Any]]:
         """The calls from `caller` that arrived since `since`, newest first, each: call_id,
         arrived_at, queue, agent, outcome, disposition, survey_score."""
-        rows = self._read(
+        rows = self.query(
             "SELECT call_id, arrived_at, queue, agent, outcome, survey_score, "
             "json_extract(record, '$.disposition') AS disposition FROM calls "
             "WHERE caller = ? AND arrived_at >= ? ORDER BY arrived_at DESC LIMIT ?",
@@ -267,12 +317,12 @@ class History:
         params: tuple[Any, ...] = (_low(since), _high(until))
         if agent is not None:
             sql, params = sql + " AND agent = ?", (*params, agent)
-        return [dict(row) for row in self._read(sql + " ORDER BY id", params)]
+        return [dict(row) for row in self.query(sql + " ORDER BY id", params)]
 
     def queue_events_since(self, since: float) -> list[dict[str, Any]]:
         """The answers and abandons (`connect`, `abandon` events) recorded since `since`,
         oldest first: at, kind, queue, agent, fields."""
-        rows = self._read(
+        rows = self.query(
             "SELECT at, kind, queue, agent, fields FROM events "
             "WHERE at >= ? AND kind IN ('connect', 'abandon') ORDER BY at, id",
             (since,),
@@ -281,16 +331,30 @@ class History:
 
     def last_agent_states(self) -> list[dict[str, Any]]:
         """Each agent's last recorded state change: agent, state, reason, at."""
-        rows = self._read(
+        rows = self.query(
             "SELECT agent, state, reason, max(at) AS at FROM agent_events GROUP BY agent", ()
         )
         return [dict(row) for row in rows]
 
-    def _read(self, sql: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Rows of one read statement (for the readers in this module and the records)."""
         with self._read_lock:
             if self._closed:
                 raise HistoryUnavailable(f"{self.path}: the history store is closed")
             return self._reader.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def records(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction of the service records, committed when the block ends
+        (rolled back when it raises); one at a time, on a connection of their own, so that
+        they never wait behind the call path's batches for more than one commit."""
+        with self._records_lock:
+            if self._closed:
+                raise HistoryUnavailable(f"{self.path}: the history store is closed")
+            if self._records is None:
+                self._records = _connect(self.path)
+            with _transaction(self._records, "IMMEDIATE"):
+                yield self._records
 
     # --- the writer thread ------------------------------------------------------------------
     def _put(self, item: _Write) -> None:
