@@ -29,11 +29,13 @@ from pydantic import BaseModel, ValidationError
 from ccserver.api import openapi
 from ccserver.api.auth import ApiError, Principal, RateLimiter, Role, TokenTable
 from ccserver.api.backend import ApiBackend
-from ccserver.api.routes import PREFIX, ROUTES, Ctx, FileBody, Route, Services
+from ccserver.api.routes import ROUTES
 from ccserver.api.sessions import Sessions
+from ccserver.api.table import PREFIX, Ctx, FileBody, Route, Services, TextBody
 from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
 from ccserver.logs import log
+from ccserver.records.orders import WorkOrderBook
 
 logger = logging.getLogger("ccserver.api")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -59,13 +61,15 @@ def make_app(
     *,
     sessions: Sessions | None = None,
     vendor_dir: Path | None = None,
+    orders: WorkOrderBook | None = None,
 ) -> web.Application:
     """The API under `/api/v1`. `tokens` is `Secrets.api_tokens` (name → token);
     `sessions`: the desk sessions (None: no desk logins); `vendor_dir`: the desk page's npm
-    packages (`web/node_modules`), served under `/desk/vendor/`. Each app has its own rate
+    packages (`web/node_modules`), served under `/desk/vendor/`; `orders`: the work orders
+    (None: their endpoints answer 503). Each app has its own rate
     limits: 5 failures a minute of tokens per remote address, and of PINs per token name
     (per address for desk logins)."""
-    services = Services(backend, RateLimiter(), openapi.document(ROUTES), sessions)
+    services = Services(backend, RateLimiter(), openapi.document(ROUTES), sessions, orders)
     table = TokenTable(tokens)
     auth = RateLimiter()
     app = web.Application(middlewares=[_errors_and_audit(audit)], client_max_size=MAX_BODY_BYTES)
@@ -259,10 +263,13 @@ def _endpoint(
             request[PRINCIPAL] = principal
             _authorize(route, principal, request.match_info)
         body = _parse_body(route.body, await request.read()) if route.body else None
-        ctx = Ctx(services, principal, request.match_info, body, request.remote or "")
+        query = _validate(route.query, dict(request.query), "query") if route.query else None
+        ctx = Ctx(services, principal, request.match_info, body, request.remote or "", query)
         result = await route.handler(ctx)
         if isinstance(result, FileBody):
             return web.FileResponse(result.path, headers={hdrs.CONTENT_TYPE: route.media})
+        if isinstance(result, TextBody):
+            return web.Response(text=result.text, content_type=route.media, charset="utf-8")
         return web.json_response(result, status=route.status)
 
     return endpoint
@@ -336,14 +343,22 @@ def _parse_body(model: type[BaseModel], raw: bytes) -> BaseModel:
         ) from None
     if not isinstance(data, dict):
         raise CCServerError("the body must be a JSON object", slug="body-invalid")
+    return _validate(model, data, "body")
+
+
+def _validate(model: type[BaseModel], data: dict[str, Any], what: str) -> BaseModel:
+    """`data` (a JSON body, or a query string's parameters) as `model`, or input-invalid
+    naming every problem."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or what}: {err['msg']}"
             for err in exc.errors(include_input=False, include_url=False)
         )
-        raise CCServerError(f"the body is not accepted: {problems}", slug="input-invalid") from None
+        raise CCServerError(
+            f"the {what} is not accepted: {problems}", slug="input-invalid"
+        ) from None
 
 
 def _body_for_audit(raw: bytes) -> Any:

@@ -50,6 +50,11 @@ class Principal:
         """Supervisors act for every agent; an agent only for itself."""
         return self.role >= Role.SUPERVISOR or self.agent_id == agent_id
 
+    @property
+    def reader(self) -> str | None:
+        """The agent an agent token reads for (its own calls only); None for supervisors."""
+        return None if self.role >= Role.SUPERVISOR else self.agent_id
+
 
 class ApiError(CCServerError):
     """A refusal by the HTTP layer itself, with the headers its status calls for

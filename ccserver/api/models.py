@@ -276,3 +276,105 @@ class Screen(_Open):
     ivr: dict[str, object] = Field(default_factory=dict)
     dispositions: list[str] = Field(default_factory=list)
     pop: dict[str, object] = Field(default_factory=dict, description="contacts, notices")
+
+
+# --- work orders (ccserver.records.orders; a unit test ties these to its KINDS and STATES)
+OrderKind = Literal["fault", "complaint", "business", "enquiry"]
+OrderState = Literal["new", "dispatched", "on-site", "resolved", "closed", "cancelled"]
+_Text = Field(default=None, min_length=1, max_length=200)
+
+
+class OrderInput(BaseModel):
+    """Open a work order. `call`: the call it comes from (an agent may name only a call it
+    talked on); without `caller`, the call's caller number is taken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: OrderKind
+    description: str = Field(default="", max_length=4000)
+    account: str | None = _Text
+    caller: str | None = _Text
+    address: str | None = _Text
+    area: str | None = Field(
+        default=None, min_length=1, max_length=40, description="picks the SLA's deadlines"
+    )
+    priority: int = Field(default=0, ge=0, le=9)
+    call: str | None = _Text
+
+
+class OrderMove(BaseModel):
+    """Move a work order to another state; dispatching names a `team` or an `assignee`
+    unless the order has one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: OrderState
+    note: str | None = Field(default=None, min_length=1, max_length=4000)
+    team: str | None = _Text
+    assignee: str | None = _Text
+
+
+class OrderAssign(BaseModel):
+    """Give a work order to a team and/or a person (what is not given is kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    team: str | None = _Text
+    assignee: str | None = _Text
+
+    @model_validator(mode="after")
+    def _someone(self) -> OrderAssign:
+        if self.team is None and self.assignee is None:
+            raise ValueError("give a team, an assignee or both")
+        return self
+
+
+class OrderLink(BaseModel):
+    """Link another call (e.g. the customer calling about the order) to a work order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: str = Field(min_length=1, max_length=200)
+
+
+class OrderFilter(BaseModel):
+    """Which work orders to list: every filter given must match; newest first."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    state: OrderState | None = None
+    kind: OrderKind | None = None
+    account: str | None = _Text
+    caller: str | None = _Text
+    area: str | None = _Text
+    open: bool = Field(default=False, description="only orders not closed or cancelled")
+    escalated: bool = Field(default=False, description="only orders being chased")
+    limit: int = Field(default=500, ge=1, le=10_000)
+
+
+class WorkOrder(_Open):
+    id: int = Field(description="the order's number (what the caller hears)")
+    kind: OrderKind
+    state: OrderState
+    priority: int
+    account: str | None = None
+    caller: str | None = None
+    area: str | None = None
+    team: str | None = None
+    assignee: str | None = None
+    created_at: float
+    due_at: float | None = Field(default=None, description="the next deadline (epoch s)")
+    due_state: OrderState | None = Field(default=None, description="what is due then")
+    escalation: int = Field(description="0 on time, 1 deadline near, 2 overdue")
+    calls: list[str] = Field(description="the calls it came from or that asked after it")
+
+
+class OrderChange(_Open):
+    at: float
+    who: str
+    what: Literal["opened", "moved", "assigned", "linked", "escalated"]
+    fields: dict[str, object]
+
+
+class WorkOrderDetail(WorkOrder):
+    changes: list[OrderChange]

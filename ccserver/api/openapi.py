@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from ccserver.api import models
 from ccserver.api.auth import Role
-from ccserver.api.routes import Route
+from ccserver.api.table import Route
 
 API_VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"
@@ -88,18 +88,35 @@ def _operation(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:
     }
     if route.role is None:
         operation["security"] = []
-    if route.params:
-        operation["parameters"] = [
-            {"name": name, "in": "path", "required": True, "description": text}
-            | {"schema": {"type": "string"}}
-            for name, text in route.params
-        ]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "description": text}
+        | {"schema": {"type": "string"}}
+        for name, text in route.params
+    ]
+    if route.query is not None:
+        parameters += _query_parameters(route.query)
+    if parameters:
+        operation["parameters"] = parameters
     if route.body is not None:
         operation["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": _ref(route.body, schemas)}},
         }
     return operation
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """A query model's fields as optional query parameters, each with its schema."""
+    schema = model.model_json_schema(ref_template=_REF)
+    found = []
+    for name, field in schema["properties"].items():
+        description = field.pop("description", None)
+        field.pop("title", None)
+        found.append(
+            {"name": name, "in": "query", "required": False, "schema": field}
+            | ({"description": description} if description else {})
+        )
+    return found
 
 
 def _error_responses(route: Route, schemas: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""The one route table of API v1: each entry is an endpoint's method, path, least role,
-body model, handler and documentation. `app.py` mounts it and `openapi.py` documents it
-from the same entries, so what runs and what is documented cannot drift.
+"""The one route table of API v1 (`ROUTES`, the work orders' from `order_routes.py`): each
+entry is an endpoint's method, path, least role, body model, handler and documentation.
+`app.py` mounts it and `openapi.py` documents it from the same entries, so what runs and
+what is documented cannot drift.
 
 Handlers get a `Ctx` (the caller, the path parameters, the validated body) and return the
 JSON to send; refusals are raised as `CCServerError`s.
@@ -8,80 +9,14 @@ JSON to send; refusals are raised as `CCServerError`s.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from ccserver.api import models
-from ccserver.api.auth import ApiError, Principal, RateLimiter, Role
-from ccserver.api.backend import ApiBackend
+from ccserver.api.auth import ApiError, Role
+from ccserver.api.order_routes import ORDER_ROUTES
 from ccserver.api.sessions import Sessions
+from ccserver.api.table import BODY_ERRORS, Ctx, FileBody, Route
 from ccserver.errors import CCServerError
-
-PREFIX = "/api/v1"
-
-
-@dataclass(frozen=True)
-class Services:
-    """What handlers share: the backend, the PIN rate limit, the OpenAPI document, the
-    desk sessions (None without Redis)."""
-
-    backend: ApiBackend
-    pin_limiter: RateLimiter
-    document: dict[str, Any]
-    sessions: Sessions | None = None
-
-
-@dataclass(frozen=True)
-class Ctx:
-    services: Services
-    principal: Principal | None  # None on public routes only
-    params: Mapping[str, str]
-    body: BaseModel | None
-    remote: str = ""  # the client's address, for rate limits of public routes
-
-    @property
-    def who(self) -> Principal:
-        if self.principal is None:  # a route table error, not a client's
-            raise RuntimeError("handler of a public route asked for the caller")
-        return self.principal
-
-
-Handler = Callable[[Ctx], Awaitable[Any]]
-
-
-@dataclass(frozen=True)
-class FileBody:
-    """What a route whose `media` is not JSON answers: a file, served with range
-    requests."""
-
-    path: Path
-
-
-@dataclass(frozen=True)
-class Route:
-    method: str
-    path: str  # below PREFIX
-    handler: Handler
-    operation_id: str
-    summary: str
-    role: Role | None  # the least role; None: no token needed
-    response: type[BaseModel] | None  # None: the answer is a file of `media`
-    many: bool = False  # the response is a list of `response`
-    status: int = 200  # of a successful answer: 200, or 201 when it creates something
-    own_agent: bool = False  # an agent token may use it only when {id} is its own agent
-    body: type[BaseModel] | None = None
-    params: tuple[tuple[str, str], ...] = ()  # path parameter name, description
-    errors: tuple[tuple[int, str], ...] = ()  # status, slug: beyond the auth ones
-    details: str = ""  # the description beyond the summary
-    media: str = "application/json"  # of a successful answer
-
-    @property
-    def full_path(self) -> str:
-        return PREFIX + self.path
 
 
 async def _whoami(ctx: Ctx) -> Any:
@@ -146,16 +81,11 @@ async def _calls(ctx: Ctx) -> Any:
 
 
 async def _call(ctx: Ctx) -> Any:
-    return await ctx.services.backend.call(ctx.params["id"], agent=_reader(ctx.who))
+    return await ctx.services.backend.call(ctx.params["id"], agent=ctx.who.reader)
 
 
 async def _screen(ctx: Ctx) -> Any:
-    return await ctx.services.backend.screen(ctx.params["id"], agent=_reader(ctx.who))
-
-
-def _reader(who: Principal) -> str | None:
-    """The agent an agent token reads for (its own calls only); None for supervisors."""
-    return None if who.role >= Role.SUPERVISOR else who.agent_id
+    return await ctx.services.backend.screen(ctx.params["id"], agent=ctx.who.reader)
 
 
 async def _hold(ctx: Ctx) -> Any:
@@ -292,7 +222,6 @@ async def _delete_notice(ctx: Ctx) -> Any:
 
 _AGENT_ID = (("id", "the agent's id, e.g. `1001`"),)
 _CALL_ID = (("id", "the call's id"),)
-_BODY_ERRORS = ((400, "body-invalid"), (400, "input-invalid"), (413, "body-too-large"))
 _HOLD_ERRORS = (
     (403, "forbidden"),
     (404, "call-unknown"),
@@ -459,7 +388,7 @@ ROUTES: tuple[Route, ...] = (
         models.Call,
         body=models.Disposition,
         params=_CALL_ID,
-        errors=(*_BODY_ERRORS, (403, "forbidden"), (404, "call-unknown")),
+        errors=(*BODY_ERRORS, (403, "forbidden"), (404, "call-unknown")),
         details="`code` is one of the call's queue's `dispositions` (the screen pop lists "
         "them). Works on a live or an ended call; a later one replaces it. An agent token "
         "may close only a call it talked on. The code and note go to the call's record in "
@@ -476,7 +405,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=models.DeskLogin,
         errors=(
-            *_BODY_ERRORS,
+            *BODY_ERRORS,
             (403, "pin-invalid"),
             (404, "agent-unknown"),
             (404, "phone-unknown"),
@@ -514,7 +443,7 @@ ROUTES: tuple[Route, ...] = (
         body=models.TransferRequest,
         params=_CALL_ID,
         errors=(
-            *_BODY_ERRORS,
+            *BODY_ERRORS,
             (403, "forbidden"),
             (404, "call-unknown"),
             (404, "queue-unknown"),
@@ -542,7 +471,7 @@ ROUTES: tuple[Route, ...] = (
         body=models.MoveRequest,
         params=_CALL_ID,
         errors=(
-            *_BODY_ERRORS,
+            *BODY_ERRORS,
             (404, "call-unknown"),
             (404, "queue-unknown"),
             (409, "invalid-state"),
@@ -614,7 +543,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=models.MonitorRequest,
         errors=(
-            *_BODY_ERRORS,
+            *BODY_ERRORS,
             (404, "call-unknown"),
             (404, "agent-unknown"),
             (404, "phone-unknown"),
@@ -637,7 +566,7 @@ ROUTES: tuple[Route, ...] = (
         models.MonitorSession,
         body=models.MonitorSwitch,
         params=(("id", "the session's id"),),
-        errors=(*_BODY_ERRORS, (404, "monitor-unknown")),
+        errors=(*BODY_ERRORS, (404, "monitor-unknown")),
     ),
     Route(
         "DELETE",
@@ -704,7 +633,7 @@ ROUTES: tuple[Route, ...] = (
         status=201,
         body=models.NoticeInput,
         errors=(
-            *_BODY_ERRORS,
+            *BODY_ERRORS,
             (500, "prompt-failed"),
             (503, "notices-unavailable"),
         ),
@@ -725,4 +654,5 @@ ROUTES: tuple[Route, ...] = (
         errors=((404, "notice-unknown"), (503, "notices-unavailable")),
         details='Answers `{"deleted": id}`.',
     ),
+    *ORDER_ROUTES,
 )

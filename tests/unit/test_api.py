@@ -27,13 +27,16 @@ from redis.asyncio import Redis
 from ccserver.api import openapi
 from ccserver.api.app import MAX_BODY_BYTES, make_app
 from ccserver.api.auth import RateLimiter, TokenTable
-from ccserver.api.routes import PREFIX, ROUTES
+from ccserver.api.routes import ROUTES
 from ccserver.api.sessions import Sessions
+from ccserver.api.table import PREFIX
 from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
+from ccserver.history import History
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
+from ccserver.records.orders import Sla, SlaRule, WorkOrderBook
 from ccserver.seats import SeatLedger
 
 TOKENS = {
@@ -369,10 +372,16 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     backend, audit = MemoryBackend(NoticeBoard(redis, prompts)), AuditLog(tmp_path / "audit.jsonl")
     backend.recorded = tmp_path / "call-c2.wav"
     backend.recorded.write_bytes(b"RIFF" + bytes(range(256)) * 8)
-    app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600))
+    history = History(tmp_path / "history.sqlite")
+    orders = WorkOrderBook(history, Sla([SlaRule("fault", "on-site", 2700)]), warn_before_s=60)
+    orders.open("fault", who="agent:1002", caller="13800000002", call_id="c2", agent="1002")
+    app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600), orders=orders)
     server = TestServer(app, host="127.0.0.1")
-    async with TestClient(server) as client:
-        yield Api(client, backend, audit)
+    try:
+        async with TestClient(server) as client:
+            yield Api(client, backend, audit)
+    finally:
+        history.close()
 
 
 def _documented(method: str, template: str, status: int, slug: str) -> None:
@@ -424,6 +433,13 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("DELETE", "/monitors/{id}", "/monitors/m0", None, "supervisor", None),
     ("GET", "/license", "/license", None, "supervisor", None),
     ("POST", "/license/reload", "/license/reload", None, "admin", None),
+    ("GET", "/orders", "/orders?open=true&kind=fault", None, "agent", None),
+    ("GET", "/orders.csv", "/orders.csv", None, "supervisor", None),
+    ("POST", "/orders", "/orders", {"kind": "enquiry", "account": "001"}, "agent", None),
+    ("GET", "/orders/{id}", "/orders/1", None, "agent", None),
+    ("POST", "/orders/{id}/state", "/orders/1/state", {"state": "cancelled"}, "supervisor", None),
+    ("POST", "/orders/{id}/assign", "/orders/1/assign", {"team": "crew-2"}, "supervisor", None),
+    ("POST", "/orders/{id}/calls", "/orders/1/calls", {"call": "c2"}, "agent", "1002"),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -1160,3 +1176,61 @@ async def test_a_page_s_path_without_its_slash_redirects_to_the_page(api: Api) -
     """The error middleware once turned the redirect into a JSON 302 without `Location`."""
     async with api.client.get("/desk", allow_redirects=False) as resp:
         assert (resp.status, resp.headers["Location"]) == (302, "/desk/")
+
+
+# --- work orders -----------------------------------------------------------------------------
+async def test_an_agent_opens_an_order_from_its_call_and_a_supervisor_dispatches_it(
+    api: Api,
+) -> None:
+    agent, sup = TOKENS["agent:1002"], TOKENS["supervisor"]
+    body = {"kind": "fault", "call": "c2", "account": "0012345678", "area": "urban"}
+    status, opened, _ = await api.call("POST", f"{PREFIX}/orders", token=agent, body=body)
+    assert status == 201, opened
+    assert (opened["id"], opened["state"], opened["caller"]) == (2, "new", "13800000002")
+    assert (opened["calls"], opened["agent"], opened["due_state"]) == (["c2"], "1002", "on-site")
+    path = f"{PREFIX}/orders/2"
+    status, moved, _ = await api.call(
+        "POST", path + "/state", token=sup, body={"state": "dispatched", "assignee": "li"}
+    )
+    assert (status, moved["state"], moved["assignee"]) == (200, "dispatched", "li")
+    status, detail, _ = await api.call("GET", path, token=agent)
+    assert [c["what"] for c in detail["changes"]] == ["opened", "linked", "moved"]
+    assert detail["changes"][2]["who"] == "supervisor"
+    status, found, _ = await api.call(
+        "GET", f"{PREFIX}/orders?state=dispatched&caller=13800000002", token=agent
+    )
+    assert [o["id"] for o in found] == [2]
+    lines = api.audit.path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1])["path"] == "/api/v1/orders/2/state"
+
+
+async def test_order_refusals_carry_their_slugs(api: Api) -> None:
+    agent, sup = TOKENS["agent:1001"], TOKENS["supervisor"]
+    one, state = "/orders/{id}", "/orders/{id}/state"
+    cases = [
+        ("POST", "/orders", "", agent, {"kind": "fault", "call": "c2"}, 403, "forbidden"),
+        ("POST", "/orders", "", agent, {"kind": "fault", "call": "zz"}, 404, "call-unknown"),
+        ("POST", "/orders", "", agent, {"kind": "weather"}, 400, "input-invalid"),
+        ("GET", one, "abc", agent, None, 404, "order-unknown"),
+        ("GET", one, "99", agent, None, 404, "order-unknown"),
+        ("GET", "/orders", "?limit=0", agent, None, 400, "input-invalid"),
+        ("GET", "/orders", "?colour=red", agent, None, 400, "input-invalid"),
+        ("POST", state, "1", sup, {"state": "closed"}, 409, "invalid-state"),
+        ("POST", state, "1", sup, {"state": "dispatched"}, 409, "assignee-required"),
+        ("POST", "/orders/{id}/assign", "1", sup, {}, 400, "input-invalid"),
+    ]
+    for method, template, fill, token, body, want, slug in cases:
+        path = template.replace("{id}", fill) if "{id}" in template else template + fill
+        status, answer, _ = await api.call(method, PREFIX + path, token=token, body=body)
+        assert (status, answer["error"]) == (want, slug), (path, answer)
+        _documented(method, template, status, slug)
+
+
+async def test_orders_export_as_csv(api: Api) -> None:
+    status, body, headers = await api.call(
+        "GET", f"{PREFIX}/orders.csv?kind=fault", token=TOKENS["supervisor"]
+    )
+    assert status == 200 and headers["Content-Type"].startswith("text/csv")
+    header, row = body.decode().splitlines()
+    assert header.startswith("id,kind,state,") and header.endswith(",calls")
+    assert row.startswith("1,fault,new,") and row.endswith(",c2")

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import csv
 import io
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ccserver.api import models
 from ccserver.config import WorkOrdersConfig
 from ccserver.errors import CCServerError
 from ccserver.history import History
-from ccserver.records.orders import OVERDUE, WARNING, Sla, WorkOrderBook, to_csv
+from ccserver.records.orders import KINDS, OVERDUE, STATES, WARNING, Sla, WorkOrderBook, to_csv
 
 T0 = 1_800_000_000.0
 
@@ -173,3 +175,8 @@ def test_the_sla_table_refuses_two_rules_for_the_same_thing() -> None:
     rule = {"kind": "fault", "state": "on-site", "within_s": 60}
     with pytest.raises(ValueError, match="two rules for fault reaching on-site in any area"):
         WorkOrdersConfig(sla=[rule, rule])  # type: ignore[list-item]
+
+
+def test_the_api_models_list_the_same_kinds_and_states() -> None:
+    assert typing.get_args(models.OrderKind) == KINDS
+    assert typing.get_args(models.OrderState) == STATES
