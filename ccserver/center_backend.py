@@ -27,7 +27,7 @@ from ccserver.logs import log
 
 logger = logging.getLogger("ccserver.api")
 BANNER_EVERY_S = 2.0
-"""How often a wallboard's banner (notices, alerts) is looked at again."""
+"""How often a wallboard's banner (notices, alerts, work orders) is looked at again."""
 
 
 class CenterBackend:
@@ -251,7 +251,8 @@ class CenterBackend:
             await boards.aclose()
 
     async def _banner(self) -> dict[str, Any]:
-        """What the wallboard's banner shows: the notices in force and the firing alerts."""
+        """What the wallboard's banner shows: the notices in force, the firing alerts and
+        the work orders being chased."""
         notices: list[dict[str, Any]] = []
         if self.center.notices is not None:
             now = dt.datetime.now(dt.UTC)
@@ -260,7 +261,8 @@ class CenterBackend:
                 notices = [n.to_dict() for n in found if n.is_active(now)]
             except Exception as exc:  # the board without its banner beats no board
                 log(logger, "board.notices_failed", logging.WARNING, error=repr(exc)[:200])
-        return {"notices": notices, "alerts": self.alert_board.firing()}
+        orders = [] if self.center.board is None else self.center.board.orders
+        return {"notices": notices, "alerts": self.alert_board.firing(), "orders": orders}
 
     def _feed(self) -> DeskFeed:
         if self.center.desk is None:

@@ -18,6 +18,7 @@ import hmac
 import logging
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from ccserver.alerts import WEBHOOK_PATH, AlertBoard
 from ccserver.api.app import make_app
 from ccserver.api.sessions import Sessions
 from ccserver.audit import AuditLog
-from ccserver.calls import recovery, routing, stasis
+from ccserver.calls import recovery, routing, stasis, work_orders
 from ccserver.calls.board import Wallboard
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed
@@ -46,7 +47,9 @@ from ccserver.ivr.loader import load_flows, warm_prompts
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.metrics import collector, instruments
+from ccserver.metrics.collector import WorkOrderCounts
 from ccserver.prompts import Prompts
+from ccserver.records.orders import Sla, WorkOrderBook
 from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
@@ -87,6 +90,11 @@ class Controller:
         )
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
         self.history = History(config.run_dir / config.controller.history_db)
+        self.orders = WorkOrderBook(
+            self.history,
+            Sla(rule.rule() for rule in config.work_orders.sla),
+            warn_before_s=config.work_orders.warn_before_s,
+        )
         self.api_tokens = {
             name: token
             for name, token in secrets.api_tokens.items()
@@ -105,6 +113,7 @@ class Controller:
             notices=self.notices,
             history_days=config.desk.history_days,
             queues={q.name: q for q in config.acd.queues},
+            orders=self.orders,
         )
         self.sip_passwords = dict(secrets.agent_passwords)
         self.audit = AuditLog(config.run_dir / "log" / "api-audit.jsonl")
@@ -196,6 +205,16 @@ class Controller:
     async def notices_active(self) -> int:
         return await self.notices.active_count(dt.datetime.now(dt.UTC))
 
+    async def work_orders(self) -> WorkOrderCounts:
+        try:
+            return WorkOrderCounts(
+                await asyncio.to_thread(self.orders.counts),
+                await asyncio.to_thread(self.orders.overdue),
+            )
+        except (CCServerError, sqlite3.Error) as exc:  # /metrics answers without them
+            log(logger, "metrics.orders_failed", logging.WARNING, error=repr(exc)[:200])
+            return WorkOrderCounts({}, {})
+
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
@@ -232,6 +251,7 @@ class Controller:
             self.audit,
             sessions=Sessions(self.store.redis, self.config.desk.session_ttl_s),
             vendor_dir=DESK_VENDOR_DIR,
+            orders=self.orders,
         )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post(WEBHOOK_PATH, self._alert_hook)
@@ -253,6 +273,8 @@ class Controller:
         await self.ari.start()
         self.center.spawn(routing.tick_forever(self.center), "acd-ticker")
         self.center.spawn(self._watch_expiry(), "license-expiry")
+        every = self.config.work_orders.check_every_s
+        self.center.spawn(work_orders.chase_forever(self.center, self.orders, every), "orders")
         log(
             logger,
             "controller.started",

@@ -265,8 +265,8 @@ class Disposition(BaseModel):
 
 class Screen(_Open):
     """The screen pop: the call as the desk shows it (caller, queue, wait, the IVR's path,
-    what the caller entered and heard, why this agent) with the caller's recent contacts
-    and the outage notices that reach the caller."""
+    what the caller entered and heard, why this agent) with the caller's recent contacts,
+    open work orders and the outage notices that reach the caller."""
 
     id: str
     caller: str | None = None
@@ -275,7 +275,9 @@ class Screen(_Open):
     why: str | None = None
     ivr: dict[str, object] = Field(default_factory=dict)
     dispositions: list[str] = Field(default_factory=list)
-    pop: dict[str, object] = Field(default_factory=dict, description="contacts, notices")
+    pop: dict[str, object] = Field(
+        default_factory=dict, description="contacts, notices, orders (open work orders)"
+    )
 
 
 # --- work orders (ccserver.records.orders; a unit test ties these to its KINDS and STATES)

@@ -82,6 +82,9 @@ class Wallboard:
         self._since: dict[str, tuple[str, str | None, float]] = {}  # agent: state, reason, since
         self._watchers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._last: dict[str, Any] | None = None
+        self.orders: list[dict[str, Any]] = []
+        """The open work orders being chased, most urgent first (`calls.work_orders` keeps
+        it); the banner shows them."""
 
     # --- counts --------------------------------------------------------------------------
     def load(self, now: float) -> None:

@@ -36,6 +36,7 @@ from ccserver.config import QueueConfig
 from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
+from ccserver.records.orders import WorkOrderBook
 
 logger = logging.getLogger("ccserver.desk")
 RINGING_STATES = frozenset({CallState.RINGING.value, CallState.CALLBACK_RINGING.value})
@@ -189,10 +190,13 @@ class DeskFeed:
         notices: NoticeBoard | None,
         history_days: int,
         queues: Mapping[str, QueueConfig],
+        orders: WorkOrderBook | None = None,
     ) -> None:
-        """`queues`: the queues' config by name (their dispositions and skill groups)."""
+        """`queues`: the queues' config by name (their dispositions and skill groups);
+        `orders`: the work orders, whose open ones of the caller the pop lists."""
         self.streams = streams
         self.history = history
+        self.orders = orders
         self.notices = notices
         self.history_days = history_days
         self.queues = queues
@@ -200,6 +204,7 @@ class DeskFeed:
         self._contexts: dict[str, dict[str, Any]] = {}  # agent -> its call as last seen
         self._seq: dict[str, int] = defaultdict(int)  # as last numbered
         self._written: dict[str, dict[str, Any]] = {}  # agent -> its last event in Redis
+        self._latest: dict[str, dict[str, Any]] = {}  # agent -> its last event numbered
         self._pending: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self._loaded = False
@@ -239,9 +244,33 @@ class DeskFeed:
                     "view": new.to_dict(),
                     "call": context,
                 }
-                self._pending.put_nowait(event)
+                self._queue(event)
             if new.state == "logged-out":
                 del self._views[agent]  # nothing more to watch until it logs in again
+
+    def tell(self, agent: str, kind: str, now: float, **about: Any) -> None:
+        """An event about something beside the agent's call (`order.escalated`: a work
+        order the agent opened is being chased), numbered with the others; it repeats the
+        view and call of the agent's last event, so the desk shows them on as they were."""
+        if not self._loaded:
+            return
+        last = self._latest.get(agent) or self._written.get(agent) or {}
+        self._seq[agent] += 1
+        self._queue(
+            {
+                "seq": self._seq[agent],
+                "type": kind,
+                "at": round(now, 3),
+                "agent": agent,
+                "view": last.get("view") or NO_VIEW.to_dict(),
+                "call": last.get("call"),
+                **about,
+            }
+        )
+
+    def _queue(self, event: dict[str, Any]) -> None:
+        self._latest[event["agent"]] = event
+        self._pending.put_nowait(event)
 
     def _view(
         self, agent: str, logged_in: bool, calls: Mapping[str, Call], acd: Acd, old: DeskView
@@ -335,21 +364,31 @@ class DeskFeed:
 
     async def pop(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The screen pop beyond the call itself: the caller's contacts of the last
-        `history_days` days and the outage notices that reach the caller now."""
+        `history_days` days, the caller's open work orders and the outage notices that
+        reach the caller now."""
         caller = str(context.get("caller") or "")
         contacts: list[dict[str, Any]] = []
         notices: list[dict[str, Any]] = []
+        orders: list[dict[str, Any]] = []
         if caller and self.history is not None:
             since = time.time() - self.history_days * 86400.0
             rows = await asyncio.to_thread(self.history.contacts, caller, since, limit=CONTACTS_MAX)
             contacts = [r for r in rows if r["call_id"] != context.get("id")]
+        if caller and self.orders is not None:
+            try:
+                open_orders = await asyncio.to_thread(
+                    self.orders.find, caller=caller, open_only=True, limit=CONTACTS_MAX
+                )
+                orders = [order.to_dict() for order in open_orders]
+            except Exception as exc:  # a pop without orders beats no pop
+                log(logger, "desk.orders_failed", logging.WARNING, error=repr(exc)[:200])
         if caller and self.notices is not None:
             try:
                 found = await self.notices.active_for(caller, dt.datetime.now(dt.UTC))
                 notices = [n.to_dict() for n in found]
             except Exception as exc:  # a pop without notices beats no pop
                 log(logger, "desk.notices_failed", logging.WARNING, error=repr(exc)[:200])
-        return {"contacts": contacts, "notices": notices}
+        return {"contacts": contacts, "notices": notices, "orders": orders}
 
     # --- the desks -----------------------------------------------------------------------
     async def stream(self, agent: str, after: int | None) -> AsyncIterator[dict[str, Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -20,7 +20,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ccserver.metrics.instruments import REGISTRY
+from ccserver.records.orders import KINDS, STATES
 from ccserver.store import StoreStats
+
+
+class WorkOrderCounts(NamedTuple):
+    by_state: dict[tuple[str, str], int]  # (state, kind) -> orders
+    overdue: dict[str, int]  # kind -> open orders past a deadline
 
 
 class CenterView(Protocol):
@@ -46,6 +52,9 @@ class CenterView(Protocol):
     async def notices_active(self) -> int:
         """Outage notices callers hear now (0 when Redis is down)."""
 
+    async def work_orders(self) -> WorkOrderCounts:
+        """Work orders by state and kind, and the open ones past a deadline by kind."""
+
 
 class CenterCollector(Collector):
     """The state gauges, read from the call center when Prometheus scrapes."""
@@ -54,6 +63,7 @@ class CenterCollector(Collector):
         self.center = center
         self.links: dict[str, bool] = {}  # refreshed by the scrape handler (async checks)
         self.notices_active = 0
+        self.orders = WorkOrderCounts({}, {})  # refreshed by the scrape handler (SQL)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._queues()
@@ -63,6 +73,23 @@ class CenterCollector(Collector):
         yield GaugeMetricFamily(
             "ccserver_notices_active", "Outage notices callers hear now.", value=self.notices_active
         )
+        yield from self._work_orders()
+
+    def _work_orders(self) -> Iterator[Metric]:
+        by_state = GaugeMetricFamily(
+            "ccserver_work_orders", "Work orders by state and kind.", labels=["state", "kind"]
+        )
+        overdue = GaugeMetricFamily(
+            "ccserver_work_orders_overdue",
+            "Open work orders past a deadline of the SLA table, by kind.",
+            labels=["kind"],
+        )
+        for kind in KINDS:
+            for state in STATES:
+                by_state.add_metric([state, kind], self.orders.by_state.get((state, kind), 0))
+            overdue.add_metric([kind], self.orders.overdue.get(kind, 0))
+        yield by_state
+        yield overdue
 
     def _queues(self) -> Iterator[Metric]:
         waiting = GaugeMetricFamily("ccserver_calls_waiting", "Calls waiting.", labels=["queue"])
@@ -194,6 +221,7 @@ def handler(center: CenterView) -> Callable[[web.Request], Awaitable[web.Respons
         collector.notices_active = (
             await center.notices_active() if collector.links.get("redis") else 0
         )
+        collector.orders = await center.work_orders()
         body = generate_latest(REGISTRY) + generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

@@ -18,6 +18,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from ccserver.acd import DIRECT_PREFIX
+from ccserver.records.orders import KINDS
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 WAIT_BUCKETS = (1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600)
@@ -98,6 +99,13 @@ EWT_ERROR = _histogram(
 )
 
 
+WORK_ORDERS_OVERDUE = _counter(
+    "ccserver_work_order_overdue",
+    "Work orders that passed a deadline of the SLA table while open (each deadline once).",
+    ("kind",),
+)
+
+
 def declare(queues: Iterable[str]) -> None:
     """Create every known label set at zero, so a queue that has had no abandon (RONA,
     transfer…) yet shows 0 rather than no series: rates and alerts need the series."""
@@ -119,6 +127,8 @@ def declare(queues: Iterable[str]) -> None:
         TRANSFERS.labels(mode)
     for method in ("GET", "POST", "DELETE"):
         ARI_REQUEST.labels(method)
+    for kind in KINDS:
+        WORK_ORDERS_OVERDUE.labels(kind)
 
 
 def queue_label(queue: str) -> str:

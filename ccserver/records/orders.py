@@ -340,6 +340,15 @@ class WorkOrderBook:
         )
         return {(row["state"], row["kind"]): int(row["n"]) for row in rows}
 
+    def overdue(self) -> dict[str, int]:
+        """How many open orders are past their deadline now (as last chased), per kind."""
+        rows = self.history.query(
+            f"SELECT kind, count(*) AS n FROM work_orders WHERE escalation >= ? "
+            f"AND state IN ({_marks(OPEN_STATES)}) GROUP BY kind",
+            (OVERDUE, *OPEN_STATES),
+        )
+        return {row["kind"]: int(row["n"]) for row in rows}
+
     def _calls(self, order_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
         if not order_ids:
             return {}

@@ -146,7 +146,11 @@ class MemoryBackend:
 
     async def screen(self, call_id: str, *, agent: str | None = None) -> dict[str, Any]:
         found = self._readable(call_id, agent)
-        return {**found, "dispositions": ["other"], "pop": {"contacts": [], "notices": []}}
+        return {
+            **found,
+            "dispositions": ["other"],
+            "pop": {"contacts": [], "notices": [], "orders": []},
+        }
 
     def _readable(self, call_id: str, agent: str | None) -> dict[str, Any]:
         found = self.live.get(call_id) or self.past.get(call_id)

@@ -8,14 +8,17 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ccserver.calls.desk import DeskFeed, DeskView, changes, why_this_agent
 from ccserver.desk_streams import RedisDeskStreams
+from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.prompts import Prompts
+from ccserver.records.orders import Sla, WorkOrderBook
 from tests.unit.test_call_features import Scene, login, make_scene
 
 __all__ = ["make_scene"]  # the fixture, used by name
@@ -118,7 +121,7 @@ async def test_a_call_makes_numbered_events_kept_in_redis(
     ], kinds
     offered = events[kinds.index("call.offered")]
     assert offered["call"]["caller"] == "13800000001" and offered["call"]["queue"] == "billing"
-    assert offered["call"]["pop"] == {"contacts": [], "notices": []}
+    assert offered["call"]["pop"] == {"contacts": [], "notices": [], "orders": []}
     assert offered["call"]["why"].startswith("longest-idle: billing at level 5")
     assert offered["call"]["dispositions"][0] == "bill-enquiry"
     stored = await scene.store.redis.xlen("ccserver:desk:1001")
@@ -160,3 +163,28 @@ async def test_the_pop_lists_the_notices_that_reach_the_caller(
     pop = await feed.pop({"id": "c1", "caller": "13800000001"})
     assert [n["text"] for n in pop["notices"]] == ["城南片区停电抢修。"]
     assert pop["contacts"] == []
+
+
+async def test_the_pop_lists_the_callers_open_work_orders(
+    make_scene: Callable[..., Scene], tmp_path: Path
+) -> None:
+    scene = make_scene()
+    history = History(tmp_path / "history.sqlite")
+    book = WorkOrderBook(history, Sla([]), warn_before_s=0)
+    try:
+        mine = book.open("fault", who="ivr", caller="13800000001")
+        done = book.open("enquiry", who="ivr", caller="13800000001")
+        book.move(done.id, "cancelled", who="sup")
+        book.open("fault", who="ivr", caller="13900000000")  # someone else's
+        feed = DeskFeed(
+            RedisDeskStreams(scene.store.redis),
+            history=history,
+            notices=None,
+            history_days=30,
+            queues={},
+            orders=book,
+        )
+        pop = await feed.pop({"id": "c1", "caller": "13800000001"})
+        assert [(o["id"], o["state"]) for o in pop["orders"]] == [(mine.id, "new")]
+    finally:
+        history.close()

@@ -53,6 +53,7 @@ CONTRACT_COUNTERS = {
     "ccserver_store_replayed_total",
     "ccserver_store_dropped_total",
     "ccserver_call_state_errors_total",
+    "ccserver_work_order_overdue_total",
 }
 CONTRACT_GAUGES = {
     "ccserver_calls_waiting",
@@ -74,6 +75,8 @@ CONTRACT_GAUGES = {
     "ccserver_license_evaluation",
     "ccserver_license_expiry_timestamp_seconds",
     "ccserver_notices_active",
+    "ccserver_work_orders",
+    "ccserver_work_orders_overdue",
 }
 CONTRACT_HISTOGRAMS = {
     "ccserver_queue_wait_seconds",

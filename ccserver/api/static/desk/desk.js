@@ -112,6 +112,7 @@ function onEvent(event) {
   desk.lastSeq = event.seq;
   desk.seqLog.push(event.seq);
   note(`#${event.seq} ${event.type}${event.call ? " " + event.call.id : ""}`);
+  if (event.order) note(orderNote(event.order));
   render(event.view, event.call, event.type);
 }
 
@@ -177,6 +178,16 @@ function showCall(call) {
     li.textContent = n.text;
     return li;
   }));
+  $("orders").replaceChildren(...((call.pop && call.pop.orders) || []).map((o) => {
+    const li = document.createElement("li");
+    li.textContent = orderNote(o);
+    return li;
+  }));
+}
+
+function orderNote(o) {
+  const chased = o.escalation >= 2 ? ` · ${t("overdue")}` : o.escalation === 1 ? ` · ${t("due_soon")}` : "";
+  return `${t("order")} ${o.id} · ${t("k_" + o.kind)} · ${t("o_" + o.state)}${chased}`;
 }
 
 function fillDispositions(call) {
@@ -223,6 +234,18 @@ $("wrapup").addEventListener("submit", async (ev) => {
   if ($("note").value.trim()) body.note = $("note").value.trim();
   const done = await act("disposition", () => api("POST", `/calls/${callId}/disposition`, body));
   if (done) $("wrapup-saved").textContent = t("saved");
+});
+
+$("order-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const body = { kind: $("order-kind").value, description: $("order-description").value.trim() };
+  if (desk.call) body.call = desk.call.id;
+  if ($("order-account").value.trim()) body.account = $("order-account").value.trim();
+  const order = await act("order", () => api("POST", "/orders", body));
+  if (order) {
+    note(orderNote(order));
+    $("order-description").value = "";
+  }
 });
 
 // --- the phone -------------------------------------------------------------------------------

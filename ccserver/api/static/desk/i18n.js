@@ -20,6 +20,10 @@ export const WORDS = {
     s_consulting: "咨询中", s_ended: "已结束", s_waiting: "排队中", held: "保持中",
     "d_bill-enquiry": "电费查询", "d_fault-reported": "故障报修", "d_new-connection": "新装业务",
     d_complaint: "投诉", d_other: "其他",
+    orders: "未结工单", open_order: "建工单", account: "户号", description: "描述",
+    order: "工单", k_fault: "故障报修", k_complaint: "投诉", k_business: "业务办理",
+    k_enquiry: "咨询", o_new: "新建", o_dispatched: "已派工", "o_on-site": "已到现场",
+    o_resolved: "已处理", overdue: "已超期", due_soon: "即将到期",
   },
   en: {
     title: "Agent desk", sip: "Phone", events: "Events", logout: "Log out", login: "Log in",
@@ -42,6 +46,11 @@ export const WORDS = {
     s_waiting: "waiting", held: "on hold",
     "d_bill-enquiry": "Bill enquiry", "d_fault-reported": "Fault reported",
     "d_new-connection": "New connection", d_complaint: "Complaint", d_other: "Other",
+    orders: "Open work orders", open_order: "Open a work order", account: "Account",
+    description: "Description", order: "Work order", k_fault: "fault",
+    k_complaint: "complaint", k_business: "business", k_enquiry: "enquiry", o_new: "new",
+    o_dispatched: "dispatched", "o_on-site": "on site", o_resolved: "resolved",
+    overdue: "overdue", due_soon: "due soon",
   },
 };
 
@@ -53,6 +62,9 @@ export function setLanguage(lang, remember) {
   document.documentElement.lang = language;
   for (const el of document.querySelectorAll("[data-i18n]")) {
     el.textContent = t(el.dataset.i18n);
+  }
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
   }
 }
 

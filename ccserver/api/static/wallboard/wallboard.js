@@ -28,6 +28,8 @@ const WORDS = {
     browser_phone: "浏览器话机", registered: "已注册", unregistered: "未注册",
     "s_ready": "就绪", "s_not-ready": "未就绪", "s_reserved": "振铃", "s_busy": "通话中",
     "s_wrap-up": "话后处理", "s_logged-out": "未登录",
+    order: "工单", overdue: "已超期", due_soon: "即将到期", due: "应于",
+    "k_fault": "故障报修", "k_complaint": "投诉", "k_business": "业务办理", "k_enquiry": "咨询",
   },
   en: {
     title: "Wallboard", events: "Events", my_phone: "My phone", tv: "TV mode", logout: "Log out",
@@ -45,6 +47,9 @@ const WORDS = {
     need_phone: "Fill in my phone first", "s_ready": "Ready", "s_not-ready": "Not ready",
     "s_reserved": "Ringing", "s_busy": "Talking", "s_wrap-up": "Wrap-up",
     "s_logged-out": "Logged out",
+    order: "Work order", overdue: "overdue", due_soon: "due soon", due: "due",
+    "k_fault": "fault", "k_complaint": "complaint", "k_business": "business",
+    "k_enquiry": "enquiry",
   },
 };
 const board = {
@@ -300,7 +305,18 @@ function renderBanner(data) {
     li.append(" ", end);
     notices.append(li);
   }
-  $("banner").hidden = data.alerts.length === 0 && data.notices.length === 0;
+  const orders = $("orders");
+  orders.replaceChildren();
+  for (const o of data.orders) {
+    const li = document.createElement("li");
+    const when = new Date(o.due_at * 1000).toLocaleTimeString();
+    li.textContent = `${t("order")} ${o.id} · ${t("k_" + o.kind)}${o.area ? " · " + o.area : ""}: `
+      + `${t(o.escalation >= 2 ? "overdue" : "due_soon")} (${o.due_state} ${t("due")} ${when})`;
+    li.className = o.escalation >= 2 ? "overdue" : "due-soon";
+    orders.append(li);
+  }
+  $("banner").hidden = data.alerts.length === 0 && data.notices.length === 0
+    && data.orders.length === 0;
 }
 
 // --- actions -------------------------------------------------------------------------------
