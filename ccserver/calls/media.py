@@ -24,6 +24,9 @@ from typing import Any
 from ccserver.telephony.ari import AriError, AriEvent
 from ccserver.telephony.rest import AriRest
 
+TERMINATOR_GRACE_S = 1.5
+"""How long after the last of `max_digits` keys the terminator may still come."""
+
 
 class ChannelGone(Exception):
     """The channel hung up (or was never there); the dialogue on it is over."""
@@ -127,7 +130,9 @@ class Media:
         first: str = "",
     ) -> str:
         """Collect up to `max_digits` keys (the terminator ends early and is not returned);
-        `timeout_s` for the first key, `inter_digit_s` between keys. "" when nothing came."""
+        `timeout_s` for the first key, `inter_digit_s` between keys. "" when nothing came.
+        After `max_digits` keys the terminator the caller was asked for may still follow
+        (within `TERMINATOR_GRACE_S`): it is taken here, not left to the next question."""
         digits = first
         if terminator and digits.endswith(terminator):
             return digits[: -len(terminator)]
@@ -138,9 +143,24 @@ class Media:
             except TimeoutError:
                 break
             if terminator and key == terminator:
-                break
+                return digits
             digits += key
+        if terminator and len(digits) >= max_digits:
+            await self._take_terminator(
+                channel_id, terminator, min(inter_digit_s, TERMINATOR_GRACE_S)
+            )
         return digits
+
+    async def _take_terminator(self, channel_id: str, terminator: str, grace_s: float) -> None:
+        try:
+            key = await asyncio.wait_for(self._next_digit(channel_id), grace_s)
+        except TimeoutError:
+            return
+        if key != terminator:  # typed ahead for the next question: put it back in front
+            queue = self._queue(channel_id)
+            rest = [queue.get_nowait() for _ in range(queue.qsize())]
+            for digit in (key, *rest):
+                queue.put_nowait(digit)
 
     async def record(self, channel_id: str, name: str, max_s: float) -> bool:
         """Record the caller into Asterisk's recording dir as `<name>.wav`, until # or 3 s
