@@ -17,6 +17,7 @@ from ccserver import license_cli, report_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
 from ccserver.loadtest import cli as loadtest_cli
+from ccserver.records import cli as orders_cli
 from ccserver.workforce import cli as workforce_cli
 
 
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     workforce_cli.register(sub)
     license_cli.register(sub)
     report_cli.register(sub)
+    orders_cli.register(sub)
     billing_demo.register(sub)
     loadtest_cli.register(sub)
     return parser
