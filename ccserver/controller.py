@@ -49,7 +49,7 @@ from ccserver.logs import log
 from ccserver.metrics import collector, instruments
 from ccserver.metrics.collector import WorkOrderCounts
 from ccserver.prompts import Prompts
-from ccserver.records.orders import Sla, WorkOrderBook
+from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
 from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
@@ -138,6 +138,7 @@ class Controller:
             desk=self.desk,
             audit=self.audit,
             board=self.board,
+            orders=FlowOrders(self.orders),
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 

@@ -44,6 +44,7 @@ from ccserver.calls.model import (
 )
 from ccserver.config import Config
 from ccserver.errors import CCServerError
+from ccserver.ivr.channel import OrderDesk
 from ccserver.ivr.model import Flow
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
@@ -135,12 +136,14 @@ class CallCenter:
         desk: DeskFeed | None = None,
         audit: AuditLog | None = None,
         board: Wallboard | None = None,
+        orders: OrderDesk | None = None,
     ) -> None:
         """`flows`: dialled number -> IVR flow; `notices`: the outage notice board (needs
         Redis); `pins`: agent id -> PIN; `lookups`: the HTTP session the flows' lookups
         use (needed when there are flows); `desk`: the agents' desk events, told of every
         commit; `audit`: where actions on others' calls are written (monitor sessions);
-        `board`: the supervisors' wallboard, told of every commit as the desks are."""
+        `board`: the supervisors' wallboard, told of every commit as the desks are;
+        `orders`: the work orders as the IVR flows open and read them."""
         self.config = config
         self.ari = ari
         self.journal = journal
@@ -154,6 +157,7 @@ class CallCenter:
         self.desk = desk
         self.audit = audit
         self.board = board
+        self.orders = orders
         self.media = Media(ari)
         self.strict = config.controller.strict_states
         self.calls: dict[str, Call] = {}

@@ -183,6 +183,7 @@ async def run(center: CallCenter, call: Call) -> None:
             notices=center.notices,
             config=center.config.ivr,
             default_queue=center.config.acd.default_queue,
+            orders=center.orders,
         )
     finally:
         channel.leave_ivr()

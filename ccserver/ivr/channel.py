@@ -93,6 +93,29 @@ class FlowChannel(Protocol):
     async def hangup(self) -> None: ...
 
 
+class OrderDesk(Protocol):
+    """What the interpreter needs of the work orders (`ccserver.records.orders.FlowOrders`
+    implements it over the history store). Any method may raise; the interpreter takes
+    the node's error branch."""
+
+    async def open_order(
+        self,
+        kind: str,
+        *,
+        caller: str,
+        call_id: str,
+        account: str | None,
+        area: str | None,
+        description: str,
+    ) -> int:
+        """Open an order (by the IVR) linked to the call; its number."""
+        ...
+
+    async def open_orders(self, caller: str) -> list[tuple[int, str, str]]:
+        """The caller's open orders, newest first: (number, kind, state)."""
+        ...
+
+
 class NoticeSource(Protocol):
     """What the interpreter needs of the notice board (`ccserver.ivr.notices.NoticeBoard`)."""
 

@@ -4,11 +4,12 @@ The interpreter knows nothing about ARI: the controller gives it a channel objec
 plays media, reads DTMF, queues, transfers, records and hangs up (`FlowChannel`), so flows
 are tested with a scripted channel and run live over ARI with the same code.
 
-A caller must never be dropped by the IVR's own faults. A lookup that fails takes the
-node's `on_error` branch; a prompt that cannot be generated is skipped (logged); a notice
-board that cannot be read counts as "no notice"; and a bug or a runaway loop (more than
-`MAX_STEPS` nodes) sends the caller to the default queue — a person — with the error in
-the flow record. Only the caller hanging up (`CallerGone`) stops a flow early.
+A caller must never be dropped by the IVR's own faults. A lookup that fails, or a work
+order that cannot be opened, takes the node's `on_error` branch; a prompt that cannot be
+generated is skipped (logged); a notice board or order store that cannot be read counts as
+"nothing to tell"; and a bug or a runaway loop (more than `MAX_STEPS` nodes) sends the
+caller to the default queue — a person — with the error in the flow record. Only the
+caller hanging up (`CallerGone`) stops a flow early.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ccserver.ivr.channel import (
     FlowChannel,
     FlowRecord,
     NoticeSource,
+    OrderDesk,
     QueueRequest,
     QueueResult,
 )
@@ -43,6 +45,8 @@ from ccserver.ivr.model import (
     LookupNode,
     MenuNode,
     Node,
+    OrderNode,
+    OrderStatusNode,
     PlayNode,
     Prompt,
     QueueNode,
@@ -60,6 +64,7 @@ __all__ = [
     "FlowChannel",
     "FlowRecord",
     "NoticeSource",
+    "OrderDesk",
     "QueueRequest",
     "QueueResult",
     "Session",
@@ -70,6 +75,30 @@ logger = logging.getLogger("ccserver.ivr")
 
 MAX_STEPS = 200
 """Node visits in one call before the flow is taken for a runaway loop."""
+ORDER_STATES = {
+    "zh": {
+        "new": "已受理，正在安排处理",
+        "dispatched": "已派发，抢修人员正在赶往现场",
+        "on-site": "抢修人员已到达现场",
+        "resolved": "已处理完毕，我们将回访您",
+    },
+    "en": {
+        "new": "has been received and is being arranged",
+        "dispatched": "has been dispatched, and a crew is on the way",
+        "on-site": "has a crew on site",
+        "resolved": "has been resolved; we will call you back",
+    },
+}
+"""What `order_state` says of an open order, by language and state."""
+ORDER_KINDS = {
+    "zh": {"fault": "故障报修", "complaint": "投诉", "business": "业务办理", "enquiry": "咨询"},
+    "en": {
+        "fault": "fault",
+        "complaint": "complaint",
+        "business": "business",
+        "enquiry": "enquiry",
+    },
+}
 
 
 def _utc_now() -> dt.datetime:
@@ -91,9 +120,11 @@ class Session:
         config: IvrConfig,
         clock: Callable[[], dt.datetime] = _utc_now,
         default_queue: str = "general",
+        orders: OrderDesk | None = None,
     ) -> None:
         self.flow, self.channel, self.prompts = flow, channel, prompts
         self.http, self.notices, self.config, self.clock = lookup_client, notices, config, clock
+        self.orders = orders
         self.default_queue = default_queue
         self.language: str = flow.language
         self.variables = {
@@ -187,6 +218,10 @@ class Session:
                 await self._play(await self._media(node.prompt))
                 await self._hangup()
                 return None
+            case OrderNode():
+                return await self._order(node_id, node)
+            case OrderStatusNode():
+                return await self._order_status(node)
 
     async def _rescue(self) -> None:
         """After an IVR fault: to the default queue if the caller was not queued yet."""
@@ -363,6 +398,57 @@ class Session:
         await self._play(media)
         return node.next
 
+    async def _order(self, node_id: str, node: OrderNode) -> str:
+        details = [self.variables[v] for v in node.details if self.variables.get(v)]
+        try:
+            if self.orders is None:
+                raise CCServerError("this controller keeps no work orders", slug="no-orders")
+            number = await self.orders.open_order(
+                node.order_kind,
+                caller=self.channel.caller,
+                call_id=self.channel.call_id,
+                account=self.variables.get(node.account) if node.account else None,
+                area=self.variables.get(node.area) if node.area else None,
+                description="; ".join(details),
+            )
+        except Exception as exc:  # the caller goes on (to on_error): never dropped for it
+            log(
+                logger,
+                "ivr.order-failed",
+                logging.WARNING,
+                call=self.channel.call_id,
+                node=node_id,
+                error=repr(exc)[:200],
+            )
+            return node.on_error
+        self.variables[node.into] = str(number)
+        log(logger, "ivr.order", call=self.channel.call_id, node=node_id, order=number)
+        return node.next
+
+    async def _order_status(self, node: OrderStatusNode) -> str:
+        if self.orders is None:
+            return node.none
+        try:
+            found = await self.orders.open_orders(self.channel.caller)
+        except Exception as exc:  # a courtesy, like the notices: the menu still runs
+            log(
+                logger,
+                "ivr.orders-unavailable",
+                logging.WARNING,
+                call=self.channel.call_id,
+                error=repr(exc)[:200],
+            )
+            return node.none
+        if not found:
+            return node.none
+        number, kind, state = found[0]
+        words = ORDER_STATES["en" if self.language == "en" else "zh"]
+        kinds = ORDER_KINDS["en" if self.language == "en" else "zh"]
+        self.variables.update(
+            order=str(number), order_kind=kinds.get(kind, kind), order_state=words.get(state, state)
+        )
+        return node.found
+
     def _set(self, node: SetNode) -> str:
         for name, template in node.vars.items():
             self.variables[name] = "".join(
@@ -494,6 +580,7 @@ async def run_flow(
     config: IvrConfig,
     clock: Callable[[], dt.datetime] = _utc_now,
     default_queue: str = "general",
+    orders: OrderDesk | None = None,
 ) -> FlowRecord:
     """Run `flow` for the call on `channel` until it is queued, transferred or ended, and
     return what happened. Never raises for a flow, backend or prompt fault (see module)."""
@@ -506,5 +593,6 @@ async def run_flow(
         config=config,
         clock=clock,
         default_queue=default_queue,
+        orders=orders,
     )
     return await session.run()

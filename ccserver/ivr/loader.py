@@ -212,6 +212,9 @@ class _Checker:
             for seg in parse_template(text):
                 if isinstance(seg, Slot) and seg.name not in variables:
                     self.node_issue(node_id, label, f"variable {seg.name!r} is never set")
+        for label, name in node.reads().items():
+            if name not in variables:
+                self.node_issue(node_id, label, f"variable {name!r} is never set")
         if isinstance(node, BranchNode):
             for i, case in enumerate(node.cases):
                 if case.when.visits and case.when.visits.node not in self.flow.nodes:

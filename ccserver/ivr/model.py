@@ -125,6 +125,10 @@ class _Node(_Strict):
         """Variables this node sets."""
         return set()
 
+    def reads(self) -> dict[str, str]:
+        """Field label → a variable the node reads by name, which must be set somewhere."""
+        return {}
+
     def queues(self) -> dict[str, str]:
         return {}
 
@@ -292,6 +296,57 @@ class SetNode(_Node):
         return {"queue": self.queue} if self.queue else {}
 
 
+OrderKind = Literal["fault", "complaint", "business", "enquiry"]
+"""The kinds of work order (`ccserver.records.orders.KINDS`; a unit test ties the two)."""
+ORDER_VARIABLES = ("order", "order_kind", "order_state")
+
+
+class OrderNode(_Node):
+    """Open a work order for the caller (linked to this call): of `order_kind`, with the
+    account in variable `account` and the area in `area` (each when set), described by the
+    values of the `details` variables that are set. Its number goes into `into` (read it
+    back with `{order:digits}`), then `next`; when the order cannot be opened, `on_error`."""
+
+    kind: Literal["order"]
+    order_kind: OrderKind
+    account: VarName | None = None
+    area: VarName | None = None
+    details: list[VarName] = Field(default_factory=list)
+    into: VarName = "order"
+    next: NodeId
+    on_error: NodeId
+
+    def targets(self) -> dict[str, str]:
+        return {"next": self.next, "on_error": self.on_error}
+
+    def sets(self) -> set[str]:
+        return {self.into}
+
+    def reads(self) -> dict[str, str]:
+        found = {f"details.{i}": name for i, name in enumerate(self.details)}
+        for label in ("account", "area"):
+            if getattr(self, label) is not None:
+                found[label] = getattr(self, label)
+        return found
+
+
+class OrderStatusNode(_Node):
+    """Look up the caller's open work orders (by the calling number): when there is one,
+    set `order` (the newest one's number), `order_kind` and `order_state` (what it is
+    doing, in the caller's language: "has a repair crew on site") and go to `found`,
+    else to `none`. A store that cannot answer counts as none."""
+
+    kind: Literal["order_status"]
+    found: NodeId
+    none: NodeId
+
+    def targets(self) -> dict[str, str]:
+        return {"found": self.found, "none": self.none}
+
+    def sets(self) -> set[str]:
+        return set(ORDER_VARIABLES)
+
+
 class Visits(_Strict):
     node: NodeId
     at_least: int = Field(ge=1)
@@ -453,7 +508,9 @@ Node = Annotated[
     | CallbackOfferNode
     | TransferNode
     | SurveyNode
-    | HangupNode,
+    | HangupNode
+    | OrderNode
+    | OrderStatusNode,
     Field(discriminator="kind"),
 ]
 KINDS = [
@@ -469,6 +526,8 @@ KINDS = [
     "transfer",
     "survey",
     "hangup",
+    "order",
+    "order_status",
 ]
 
 

@@ -21,9 +21,10 @@ from ccserver.errors import InputError
 ORDERS = ("RANDOM", "SEQUENTIAL", "USER")
 KEY_LEAD_MS = 400
 KEY_MS = 400
-AFTER_KEYS_S = 10.0
+AFTER_KEYS_S = 14.0
 """After a row's last keys, until the caller is in the queue: the 95598 flow's longest
-"connecting you" prompt is 6.4 s; the rest is room for the menu to take the keys."""
+"connecting you" prompt is 6.4 s, after a fault report's order number read back (about
+4 s for a 3-digit number); the rest is room for the menu to take the keys."""
 COLUMNS = 8
 
 

@@ -21,6 +21,7 @@ Orders are numbered 1, 2, 3 …: the number is what callers hear and type.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -361,6 +362,40 @@ class WorkOrderBook:
         for row in rows:
             found.setdefault(row["order_id"], []).append(row["call_id"])
         return {order_id: tuple(calls) for order_id, calls in found.items()}
+
+
+class FlowOrders:
+    """The work orders as IVR flows use them (`ccserver.ivr.channel.OrderDesk`): opened
+    by "ivr", read in a thread so that the event loop never waits on SQLite."""
+
+    def __init__(self, book: WorkOrderBook) -> None:
+        self.book = book
+
+    async def open_order(
+        self,
+        kind: str,
+        *,
+        caller: str,
+        call_id: str,
+        account: str | None,
+        area: str | None,
+        description: str,
+    ) -> int:
+        order = await asyncio.to_thread(
+            self.book.open,
+            kind,
+            who="ivr",
+            caller=caller or None,
+            call_id=call_id,
+            account=account,
+            area=area,
+            description=description,
+        )
+        return order.id
+
+    async def open_orders(self, caller: str) -> list[tuple[int, str, str]]:
+        found = await asyncio.to_thread(self.book.find, caller=caller, open_only=True, limit=5)
+        return [(order.id, order.kind, order.state) for order in found]
 
 
 def to_csv(orders: Iterable[WorkOrder]) -> str:

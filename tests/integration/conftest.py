@@ -292,6 +292,7 @@ def start_stack(
     asterisk: dict[str, Any] | None = None,
     supervision: dict[str, Any] | None = None,
     alertmanager: dict[str, Any] | None = None,
+    work_orders: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
@@ -300,7 +301,7 @@ def start_stack(
     `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
     `tls` is the `[tls]` section (default: off); `phones` adds to the phones section,
     `asterisk` to the asterisk one, `alertmanager` to that one (it runs with Prometheus),
-    `supervision` is that section."""
+    `supervision` is that section, `work_orders` that one (default: the shipped SLA)."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -339,6 +340,7 @@ def start_stack(
         "license": {"trusted_keys": [str(tmp / "keys" / "vendor.pub")]},
         "tls": tls or {},
         "supervision": supervision or {},
+        "work_orders": work_orders or {},
     }
     config = config_mod.Config.model_validate(data)
     # Room for every test's agents and callers; the licensing tests install their own.

@@ -1,6 +1,7 @@
 """The reference flow `ivr_flows/95598.yaml` on the real stack: SIPp callers press RFC 2833
 keys, a real billing backend (`ccserver billing-demo`) answers the lookups, and each test
-reads the route taken from the controller's call record.
+reads the route taken from the controller's call record (and the work orders the fault
+reports open, through the REST API; their SLA here is seconds, so chasing is seen too).
 
 Keys typed ahead wait in the channel until a menu reads them, so most callers press early.
 A caller who must act *during* a prompt (hang up in it) times that from the prompt's own
@@ -8,14 +9,17 @@ length, read from the WAV the controller plays (`prompt_ms`), never from a typed
 
 from __future__ import annotations
 
+import asyncio
 import wave
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
+from ccserver import tls
 from ccserver.ivr.loader import validate_file
 from ccserver.ivr.model import Prompt
 from ccserver.loadtest import privstack, sipp
@@ -28,6 +32,8 @@ pytestmark = pytest.mark.integration
 FLOW_FILE = Path(__file__).resolve().parents[2] / "ivr_flows" / "95598.yaml"
 KEY_MS = 400 + 400
 """A key press in caller_keys.xml: 400 ms of lead-in and tone, then a 400 ms pause."""
+SLA = {"kind": "fault", "state": "dispatched", "within_s": 20}
+"""A fault report here must be dispatched within 20 s (the shipped table: 10 minutes)."""
 
 
 def prompt_ms(live: LiveStack, node: str, part: str | None = None) -> int:
@@ -49,7 +55,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     acd, ivr = privstack.ivr_center(f"http://127.0.0.1:{port}")
     with privstack.billing_demo(port):
         yield from start_stack(
-            tmp_path_factory.mktemp("ivr"), {"answer": ["1001"]}, acd=acd, ivr=ivr
+            tmp_path_factory.mktemp("ivr"),
+            {"answer": ["1001"]},
+            acd=acd,
+            ivr=ivr,
+            work_orders={"sla": [SLA], "warn_before_s": 0, "check_every_s": 0.5},
         )
 
 
@@ -83,8 +93,9 @@ def _hang_up_during(live: LiveStack, key: str, node: str) -> dict[str, Any]:
 def test_self_service_reads_the_balance_from_the_billing_backend(live: LiveStack) -> None:
     record = _call(live, [1500, "1", 1500, "1000000001#"])
     route = record["ivr_route"]
-    assert route["route"][:5] == [
+    assert route["route"][:6] == [
         "welcome",
+        "order_check",
         "outage_check",
         "main_menu",
         "account_entry",
@@ -114,22 +125,88 @@ def test_a_caller_hanging_up_in_the_main_menu_is_an_ivr_abandon_not_self_service
     assert (record["queue"], record["queued_at"]) == (None, None)
 
 
-def test_fault_repair_is_queued_with_high_priority_and_answered(live: LiveStack) -> None:
-    record = _call(live, [1500, "2"])
+def test_a_fault_report_opens_a_work_order_then_reaches_repair_with_high_priority(
+    live: LiveStack,
+) -> None:
+    # 2: fault repair, and the account with # (both typed ahead during the welcome); 1 (no
+    # power at home) once every key of the account has gone, while the fault menu plays.
+    keys: list[str | int] = [1500, "2", KEY_MS + 500, "0012345678#", 11 * KEY_MS + 1500, "1"]
+    record = _call(live, keys)
     route = record["ivr_route"]
-    assert "repair_queue" in route["route"]
+    assert route["route"][4:] == [
+        "repair_account",
+        "repair_kind",
+        "fault_home",
+        "repair_order",
+        "repair_order_said",
+        "repair_queue",
+        "survey",  # the agent hung up first
+    ], route["inputs"]
     assert (record["queue"], record["priority"], record["agent"]) == ("repair", 10, "1001")
     assert route["queue_outcome"] == "agent-hangup"
     assert record["outcome"] == "completed" and record["hangup_by"] == "agent"
+
+    number = route["variables"]["order"]
+    status, order = live.api("GET", f"/orders/{number}", token="supervisor")
+    assert status == 200, order
+    assert (order["kind"], order["account"], order["description"]) == (
+        "fault",
+        "0012345678",
+        "整户停电",
+    )
+    assert order["calls"] == [record["id"]] and order["caller"] == record["caller"]
+    assert [c["who"] for c in order["changes"][:2]] == ["ivr", "ivr"]  # opened, linked
+    # The number was read back: the flow goes on from a say node only once its playback on
+    # the caller's channel has finished.
+
+    # Not dispatched within the SLA's 20 s: chased. The wallboard's channel shows it, the
+    # gauge counts it, and the counter counted it once.
+    assert wait_until(lambda: _chased(live, int(number)), 30)
+    assert live.metrics()['ccserver_work_orders_overdue{kind="fault"}'] >= 1
+    assert live.metrics()['ccserver_work_order_overdue_total{kind="fault"}'] >= 1
+    board = _board(live)
+    assert int(number) in [o["id"] for o in board["orders"]]
+    # Dispatched: a new deadline (none in this SLA), so the chase is over for it.
+    status, moved = live.api(
+        "POST", f"/orders/{number}/state", {"state": "dispatched", "team": "crew-1"}
+    )
+    assert (status, moved["escalation"], moved["due_at"]) == (200, 0, None)
+    # The same caller (the same run: the same number) again hears how the order stands
+    # before the menu.
+    run = record["caller"].rsplit("-", 1)[0].removeprefix("c")
+    stay_ms = prompt_ms(live, "welcome") + 2500  # into the order's state, then away
+    stats = live.caller_keys(run, [stay_ms, sipp.HANG_UP]).start().wait(timeout=60)
+    assert (stats.successful, stats.failed) == (1, 0)
+    assert wait_until(lambda: len(live.records(run, expected=2)) == 2, 15)
+    again = live.records(run, expected=2)[1]
+    assert again["ivr_route"]["route"][:3] == ["welcome", "order_check", "order_said"]
+
+
+def _chased(live: LiveStack, number: int) -> bool:
+    status, order = live.api("GET", f"/orders/{number}", token="supervisor")
+    return status == 200 and order["escalation"] == 2
+
+
+def _board(live: LiveStack) -> dict[str, Any]:
+    """The wallboard's first message on the event channel."""
+    url = tls.controller_url(live.config, "/api/v1/events")
+    token = live.secrets().api_tokens["supervisor"]
+
+    async def first() -> dict[str, Any]:
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+            await ws.send_json({"token": token, "board": True})
+            return dict(await ws.receive_json(timeout=10))
+
+    return asyncio.run(first())
 
 
 def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
     live: LiveStack,
 ) -> None:
-    # 2 (typed ahead during the welcome): fault repair; the caller hangs up half-way through
-    # "connecting you to fault repair".
-    record = _hang_up_during(live, "2", "repair_queue")
-    assert (record["queue"], record["priority"]) == ("repair", 10)
+    # 4 (typed ahead during the welcome): complaints; the caller hangs up half-way through
+    # "connecting you to complaints".
+    record = _hang_up_during(live, "4", "complaints_queue")
+    assert (record["queue"], record["priority"]) == ("complaints", 0)
     assert (record["outcome"], record["hangup_by"], record["handled_by"]) == (
         "abandoned",
         "caller",
@@ -139,9 +216,9 @@ def test_a_caller_leaving_while_being_connected_is_an_abandon_in_that_queue(
     # The flow stops at the prompt: the hang-up request ends the dialogue before the
     # stopped prompt's PlaybackFinished could pass for its end (tests/unit/test_call_replay).
     route = record["ivr_route"]
-    assert route["route"][-1] == "repair_queue" and route["agent"] is None
+    assert route["route"][-1] == "complaints_queue" and route["agent"] is None
     assert (route["queue"], route["queue_outcome"], route["outcome"]) == (
-        "repair",
+        "complaints",
         None,
         "caller-hangup",
     )
@@ -192,7 +269,13 @@ def test_every_menu_branch_reaches_its_queue(live: LiveStack) -> None:
     assert all(r["outcome"] == "completed" and r["agent"] == "1001" for r in record.values())
     route = {b: r["ivr_route"]["route"] for b, r in record.items()}
     assert route["repeat"].count("main_menu") == 2
-    assert route["invalid"][:4] == ["welcome", "outage_check", "main_menu", "general_queue"]
+    assert route["invalid"][:5] == [
+        "welcome",
+        "order_check",
+        "outage_check",
+        "main_menu",
+        "general_queue",
+    ]
     assert route["unknown-account"].count("account_unknown") == 2
     lookups = record["unknown-account"]["ivr_route"]["lookups"]
     assert [lookup["result"] for lookup in lookups] == ["miss", "miss"]
@@ -213,7 +296,7 @@ def test_an_outage_notice_posted_over_rest_is_heard_by_the_next_caller(live: Liv
         status, _ = live.api("DELETE", f"/notices/{notice['id']}", token="supervisor")
     assert status == 200
     route = record["ivr_route"]["route"]
-    assert route[:4] == ["welcome", "outage_check", "outage_notice", "outage_menu"]
+    assert route[:5] == ["welcome", "order_check", "outage_check", "outage_notice", "outage_menu"]
     assert record["queue"] == "general" and record["outcome"] == "completed"
     status, left = live.api("GET", "/notices", token="supervisor")
     assert (status, left) == (200, [])

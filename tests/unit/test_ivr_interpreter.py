@@ -1,5 +1,6 @@
 """The shipped 95598 flow, driven through every branch by a scripted caller, with real
-prompts (espeak-ng + sox), a real billing backend over HTTP and real notices in Redis.
+prompts (espeak-ng + sox), a real billing backend over HTTP, real notices in Redis and
+real work orders in a history file.
 
 `ScriptedChannel` stands in for the controller's ARI channel: `keys` is what the caller
 enters at each prompt in turn ("" is silence, "!3" presses 3 during the prompt); when the
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
+from ccserver.history import History
 from ccserver.ivr import billing_demo
 from ccserver.ivr.config import BusinessHours, IvrConfig
 from ccserver.ivr.interpreter import (
@@ -35,6 +37,7 @@ from ccserver.ivr.loader import validate_dir, validate_file, warm_prompts
 from ccserver.ivr.model import Flow, MenuNode
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.prompts import Prompts
+from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = {"general", "billing", "repair", "business", "complaints"}
@@ -144,6 +147,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
+@pytest.fixture
+def book(tmp_path: Path) -> Iterator[WorkOrderBook]:
+    history = History(tmp_path / "history.sqlite")
+    yield WorkOrderBook(history, Sla([]), warn_before_s=0)
+    history.close()
+
+
 class Call(Protocol):
     async def __call__(
         self,
@@ -157,10 +167,16 @@ class Call(Protocol):
 
 @pytest.fixture
 def call(
-    flow: Flow, prompts: Prompts, http: aiohttp.ClientSession, billing_url: str, redis: Redis
+    flow: Flow,
+    prompts: Prompts,
+    http: aiohttp.ClientSession,
+    billing_url: str,
+    redis: Redis,
+    book: WorkOrderBook,
 ) -> Call:
     """`await call(channel, flow_=…, notices=…, **ivr_config)` runs a flow for one call
-    (the 95598 flow, this test's Redis notices, the demo billing backend by default)."""
+    (the 95598 flow, this test's Redis notices and work orders, the demo billing backend
+    by default)."""
 
     async def run(
         channel: ScriptedChannel,
@@ -178,6 +194,7 @@ def call(
             notices=notices or NoticeBoard(redis, prompts),
             config=settings,
             clock=lambda: NOW,
+            orders=FlowOrders(book),
         )
         json.dumps(record.to_dict())  # the call record stores it as JSON
         return record
@@ -198,15 +215,21 @@ def inputs(record: FlowRecord) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("key", "queue", "priority"),
-    [("2", "repair", 10), ("3", "business", 0), ("4", "complaints", 0), ("0", "general", 0)],
+    ("keys", "queue", "priority"),
+    [
+        (["2", "0012345678", "1"], "repair", 10),
+        (["3"], "business", 0),
+        (["4"], "complaints", 0),
+        (["0"], "general", 0),
+    ],
 )
 async def test_main_menu_keys_reach_their_queues(
-    call: Call, key: str, queue: str, priority: int
+    call: Call, keys: list[str], queue: str, priority: int
 ) -> None:
-    channel = ScriptedChannel([key], queue_outcome="caller-hangup")
+    channel = ScriptedChannel(keys, queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel)
-    assert record.route == ["welcome", "outage_check", "main_menu", f"{queue}_queue"]
+    assert record.route[:3] == ["welcome", "order_check", "outage_check"]
+    assert record.route[3] == "main_menu" and record.route[-1] == f"{queue}_queue"
     assert (record.queue, record.priority, record.outcome) == (queue, priority, "queued")
     assert record.queue_outcome == "caller-hangup" and not channel.hung_up
     (request,) = channel.queued
@@ -215,13 +238,13 @@ async def test_main_menu_keys_reach_their_queues(
 
 
 async def test_nine_repeats_the_main_menu(call: Call, flow: Flow, prompts: Prompts) -> None:
-    channel = ScriptedChannel(["9", "9", "2"], queue_outcome="caller-hangup")
+    channel = ScriptedChannel(["9", "9", "4"], queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel)
     assert record.route.count("main_menu") == 3
     menu = flow.nodes["main_menu"]
     assert isinstance(menu, MenuNode) and menu.prompt.text is not None
     assert heard(channel, prompts, menu.prompt.text) == 3
-    assert record.queue == "repair"
+    assert record.queue == "complaints"
 
 
 async def test_three_invalid_or_silent_entries_go_to_general(call: Call, prompts: Prompts) -> None:
@@ -240,9 +263,9 @@ async def test_three_invalid_or_silent_entries_go_to_general(call: Call, prompts
 async def test_a_key_pressed_during_the_menu_prompt_chooses_at_once(
     call: Call,
 ) -> None:
-    channel = ScriptedChannel(["!2"], queue_outcome="caller-hangup")
+    channel = ScriptedChannel(["!3"], queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel)
-    assert record.queue == "repair" and inputs(record) == [("main_menu", "2", "ok")]
+    assert record.queue == "business" and inputs(record) == [("main_menu", "3", "ok")]
 
 
 async def test_a_caller_hanging_up_in_the_menu_ends_the_flow(
@@ -267,11 +290,11 @@ async def test_a_caller_hanging_up_while_being_connected_had_asked_for_the_queue
     call: Call,
 ) -> None:
     """Not self-service: the choice is recorded though the caller never reached the queue."""
-    channel = ScriptedChannel(["!2"], gone_at_play=3)  # welcome, menu, "connecting you"
+    channel = ScriptedChannel(["!4"], gone_at_play=3)  # welcome, menu, "connecting you"
     record: FlowRecord = await call(channel)
-    assert (record.outcome, record.queue, record.priority) == ("caller-hangup", "repair", 10)
+    assert (record.outcome, record.queue, record.priority) == ("caller-hangup", "complaints", 0)
     assert record.queue_outcome is None and not channel.queued
-    assert channel.connecting_to == [("repair", 10)]
+    assert channel.connecting_to == [("complaints", 0)]
 
 
 # --- 1: self-service -----------------------------------------------------------------------
@@ -282,7 +305,7 @@ async def test_self_service_says_the_balance_and_due_date_then_0_reaches_billing
 ) -> None:
     channel = ScriptedChannel(["1", "1000000001", "1", "0"], queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel)
-    assert record.route[2:] == [
+    assert record.route[3:] == [
         "main_menu",
         "account_entry",
         "account_lookup",
@@ -370,7 +393,7 @@ async def post_notice(redis: Redis, prompts: Prompts, scope: object = "all") -> 
 @pytest.mark.parametrize(
     ("keys", "queue", "notice_heard"),
     [
-        (["1", "2"], "repair", 2),  # 1 repeats the notice, 2 reports a fault
+        (["1", "2", "", "9"], "repair", 2),  # 1 repeats the notice, 2 reports a fault
         (["0"], "general", 1),
         (["", "4"], "complaints", 1),  # silence goes on to the main menu
     ],
@@ -386,7 +409,13 @@ async def test_an_active_notice_is_played_with_its_own_menu(
     board = await post_notice(redis, prompts)
     channel = ScriptedChannel(keys, queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel, notices=board)
-    assert record.route[:4] == ["welcome", "outage_check", "outage_notice", "outage_menu"]
+    assert record.route[:5] == [
+        "welcome",
+        "order_check",
+        "outage_check",
+        "outage_notice",
+        "outage_menu",
+    ]
     assert heard(channel, prompts, "城南片区线路故障，正在抢修。") == notice_heard
     assert len(record.notices) == 1
     assert record.queue == queue
@@ -397,9 +426,15 @@ async def test_a_notice_for_other_numbers_is_not_played(
     call: Call, redis: Redis, prompts: Prompts
 ) -> None:
     board = await post_notice(redis, prompts, scope=["0755"])
-    channel = ScriptedChannel(["2"], queue_outcome="caller-hangup")
+    channel = ScriptedChannel(["4"], queue_outcome="caller-hangup")
     record: FlowRecord = await call(channel, notices=board)
-    assert record.route == ["welcome", "outage_check", "main_menu", "repair_queue"]
+    assert record.route == [
+        "welcome",
+        "order_check",
+        "outage_check",
+        "main_menu",
+        "complaints_queue",
+    ]
     assert record.notices == []
 
 
@@ -550,3 +585,68 @@ async def test_a_runaway_loop_is_cut_and_the_caller_queued(call: Call) -> None:
     assert len(record.route) == MAX_STEPS
     assert record.error is not None and "loops" in record.error
     assert record.queue == "general"
+
+
+# --- work orders ---------------------------------------------------------------------------
+
+
+async def test_a_fault_report_opens_an_order_and_reads_its_number_back(
+    call: Call, book: WorkOrderBook, prompts: Prompts
+) -> None:
+    channel = ScriptedChannel(["2", "0012345678", "3"], queue_outcome="caller-hangup")
+    record: FlowRecord = await call(channel)
+    assert record.route[4:] == [
+        "repair_account",
+        "repair_kind",
+        "fault_danger",
+        "repair_order",
+        "repair_order_said",
+        "repair_queue",
+    ]
+    [order] = book.find()
+    assert (order.kind, order.account, order.caller) == ("fault", "0012345678", CALLER)
+    assert order.calls == ("call-1",) and order.description == "安全隐患"
+    assert (order.created_by, record.variables["order"]) == ("ivr", str(order.id))
+    assert heard(channel, prompts, "您的报修已受理，工单号") == 1
+    assert heard(channel, prompts, "幺") == 1  # the number, digit by digit: order 1
+    (request,) = channel.queued
+    assert request.variables["order"] == "1"  # the agent's screen pop shows it
+
+
+async def test_without_an_account_or_a_kind_the_order_is_opened_all_the_same(
+    call: Call, book: WorkOrderBook
+) -> None:
+    channel = ScriptedChannel(["2", "", ""], queue_outcome="caller-hangup")
+    record: FlowRecord = await call(channel)
+    assert "fault_other" in record.route and record.queue == "repair"
+    [order] = book.find()
+    assert (order.account, order.description) == (None, "其他故障")
+
+
+async def test_a_caller_with_an_open_order_hears_how_it_stands_before_the_menu(
+    call: Call, book: WorkOrderBook, prompts: Prompts
+) -> None:
+    order = book.open("fault", who="ivr", caller=CALLER)
+    book.move(order.id, "dispatched", who="sup", team="crew-1")
+    book.move(order.id, "on-site", who="crew-1")
+    channel = ScriptedChannel(["4"], queue_outcome="caller-hangup")
+    record: FlowRecord = await call(channel)
+    assert record.route[:3] == ["welcome", "order_check", "order_said"]
+    assert heard(channel, prompts, "抢修人员已到达现场") == 1
+    assert record.queue == "complaints"
+    assert record.variables["order_kind"] == "故障报修"
+    book.move(order.id, "resolved", who="crew-1")
+    book.move(order.id, "closed", who="sup")
+    closed: FlowRecord = await call(ScriptedChannel(["4"], queue_outcome="caller-hangup"))
+    assert "order_said" not in closed.route  # only open orders are told
+
+
+async def test_an_order_store_that_fails_sends_the_caller_on_to_an_agent(
+    call: Call, book: WorkOrderBook
+) -> None:
+    book.history.close()  # every read and write of the store now raises
+    channel = ScriptedChannel(["2", "0012345678", "1"], queue_outcome="caller-hangup")
+    record: FlowRecord = await call(channel)
+    assert "order_said" not in record.route  # the status check counts as "no order"
+    assert record.route[-2:] == ["repair_order", "repair_queue"]  # on_error: an agent
+    assert record.queue == "repair" and "order" not in record.variables

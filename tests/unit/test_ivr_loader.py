@@ -102,7 +102,7 @@ def test_unknown_node_kinds_point_at_the_node(tmp_path: Path) -> None:
     assert check(tmp_path, text) == [
         f"{tmp_path / 't.yaml'}:{line_of(text, 'hello:')}: node 'hello': unknown node kind "
         "'playback' (known: play, menu, collect, lookup, say, set, branch, queue, "
-        "callback_offer, transfer, survey, hangup)"
+        "callback_offer, transfer, survey, hangup, order, order_status)"
     ]
 
 

@@ -15,6 +15,7 @@ from ccserver.api import models
 from ccserver.config import WorkOrdersConfig
 from ccserver.errors import CCServerError
 from ccserver.history import History
+from ccserver.ivr import model as flow_model
 from ccserver.records.orders import KINDS, OVERDUE, STATES, WARNING, Sla, WorkOrderBook, to_csv
 
 T0 = 1_800_000_000.0
@@ -180,3 +181,4 @@ def test_the_sla_table_refuses_two_rules_for_the_same_thing() -> None:
 def test_the_api_models_list_the_same_kinds_and_states() -> None:
     assert typing.get_args(models.OrderKind) == KINDS
     assert typing.get_args(models.OrderState) == STATES
+    assert typing.get_args(flow_model.OrderKind) == KINDS  # the IVR's order node
