@@ -49,7 +49,8 @@ from ccserver.logs import log
 from ccserver.metrics import collector, instruments
 from ccserver.metrics.collector import WorkOrderCounts
 from ccserver.prompts import Prompts
-from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
+from ccserver.records import Records
+from ccserver.records.orders import FlowOrders, Sla
 from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
@@ -90,7 +91,7 @@ class Controller:
         )
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
         self.history = History(config.run_dir / config.controller.history_db)
-        self.orders = WorkOrderBook(
+        self.records = Records.open(
             self.history,
             Sla(rule.rule() for rule in config.work_orders.sla),
             warn_before_s=config.work_orders.warn_before_s,
@@ -113,7 +114,7 @@ class Controller:
             notices=self.notices,
             history_days=config.desk.history_days,
             queues={q.name: q for q in config.acd.queues},
-            orders=self.orders,
+            records=self.records,
         )
         self.sip_passwords = dict(secrets.agent_passwords)
         self.audit = AuditLog(config.run_dir / "log" / "api-audit.jsonl")
@@ -138,7 +139,7 @@ class Controller:
             desk=self.desk,
             audit=self.audit,
             board=self.board,
-            orders=FlowOrders(self.orders),
+            orders=FlowOrders(self.records.orders),
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 
@@ -209,8 +210,8 @@ class Controller:
     async def work_orders(self) -> WorkOrderCounts:
         try:
             return WorkOrderCounts(
-                await asyncio.to_thread(self.orders.counts),
-                await asyncio.to_thread(self.orders.overdue),
+                await asyncio.to_thread(self.records.orders.counts),
+                await asyncio.to_thread(self.records.orders.overdue),
             )
         except (CCServerError, sqlite3.Error) as exc:  # /metrics answers without them
             log(logger, "metrics.orders_failed", logging.WARNING, error=repr(exc)[:200])
@@ -252,7 +253,7 @@ class Controller:
             self.audit,
             sessions=Sessions(self.store.redis, self.config.desk.session_ttl_s),
             vendor_dir=DESK_VENDOR_DIR,
-            orders=self.orders,
+            records=self.records,
         )
         app.router.add_get("/healthz", self._healthz)
         app.router.add_post(WEBHOOK_PATH, self._alert_hook)
@@ -275,7 +276,9 @@ class Controller:
         self.center.spawn(routing.tick_forever(self.center), "acd-ticker")
         self.center.spawn(self._watch_expiry(), "license-expiry")
         every = self.config.work_orders.check_every_s
-        self.center.spawn(work_orders.chase_forever(self.center, self.orders, every), "orders")
+        self.center.spawn(
+            work_orders.chase_forever(self.center, self.records.orders, every), "orders"
+        )
         log(
             logger,
             "controller.started",

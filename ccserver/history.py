@@ -135,6 +135,38 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX IF NOT EXISTS work_order_changes_order ON work_order_changes (order_id, id);
     """,
+    # 4: the knowledge base (`ccserver.records.knowledge`); kb_search holds the articles'
+    # text as segmented for search (CJK as bigrams), rowid = the article's id
+    """
+    CREATE TABLE IF NOT EXISTS kb_articles (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        title       TEXT NOT NULL,
+        body        TEXT NOT NULL,
+        valid_from  REAL,
+        valid_until REAL,
+        created_at  REAL NOT NULL,
+        created_by  TEXT NOT NULL,
+        updated_at  REAL NOT NULL,
+        updated_by  TEXT NOT NULL,
+        views       INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS kb_article_tags (
+        article_id INTEGER NOT NULL,
+        tag        TEXT NOT NULL,
+        PRIMARY KEY (article_id, tag)
+    );
+    CREATE INDEX IF NOT EXISTS kb_article_tags_tag ON kb_article_tags (tag);
+    CREATE TABLE IF NOT EXISTS kb_views (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        article_id INTEGER NOT NULL,
+        at         REAL NOT NULL,
+        who        TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS kb_views_article ON kb_views (article_id, at);
+    CREATE VIRTUAL TABLE IF NOT EXISTS kb_search USING fts5(
+        title, body, tags, tokenize = 'porter unicode61'
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

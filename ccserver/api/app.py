@@ -35,7 +35,7 @@ from ccserver.api.table import PREFIX, Ctx, FileBody, Route, Services, TextBody
 from ccserver.audit import AuditLog
 from ccserver.errors import CCServerError
 from ccserver.logs import log
-from ccserver.records.orders import WorkOrderBook
+from ccserver.records import Records
 
 logger = logging.getLogger("ccserver.api")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -61,15 +61,15 @@ def make_app(
     *,
     sessions: Sessions | None = None,
     vendor_dir: Path | None = None,
-    orders: WorkOrderBook | None = None,
+    records: Records | None = None,
 ) -> web.Application:
     """The API under `/api/v1`. `tokens` is `Secrets.api_tokens` (name → token);
     `sessions`: the desk sessions (None: no desk logins); `vendor_dir`: the desk page's npm
-    packages (`web/node_modules`), served under `/desk/vendor/`; `orders`: the work orders
-    (None: their endpoints answer 503). Each app has its own rate
+    packages (`web/node_modules`), served under `/desk/vendor/`; `records`: the work orders
+    and the knowledge base (None: their endpoints answer 503). Each app has its own rate
     limits: 5 failures a minute of tokens per remote address, and of PINs per token name
     (per address for desk logins)."""
-    services = Services(backend, RateLimiter(), openapi.document(ROUTES), sessions, orders)
+    services = Services(backend, RateLimiter(), openapi.document(ROUTES), sessions, records)
     table = TokenTable(tokens)
     auth = RateLimiter()
     app = web.Application(middlewares=[_errors_and_audit(audit)], client_max_size=MAX_BODY_BYTES)

@@ -380,3 +380,56 @@ class OrderChange(_Open):
 
 class WorkOrderDetail(WorkOrder):
     changes: list[OrderChange]
+
+
+# --- the knowledge base (ccserver.records.knowledge)
+class ArticleInput(BaseModel):
+    """An article: a title, a Markdown body, tags (a queue, an IVR node, a disposition code,
+    a word: what the desk suggests it for) and an optional validity period."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field(default="", max_length=50_000, description="Markdown")
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = Field(
+        default=None, description="not found nor suggested from then on"
+    )
+
+
+class KnowledgeQuery(BaseModel):
+    """A search of the knowledge base."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(min_length=1, max_length=200, description="words, Chinese or English")
+    limit: int = Field(default=20, ge=1, le=100)
+    expired: bool = Field(default=False, description="expired articles too (supervisors)")
+
+
+class Article(_Open):
+    id: int
+    title: str
+    body: str
+    tags: list[str]
+    valid_from: float | None = None
+    valid_until: float | None = None
+    valid: bool = Field(description="valid now")
+    views: int = Field(description="times agents opened it")
+
+
+class ArticleHit(_Open):
+    id: int
+    title: str
+    tags: list[str]
+    snippet: str = Field(description="the body around the first word found")
+    valid: bool
+
+
+class ArticleLookups(_Open):
+    id: int
+    title: str
+    reads: int
+    readers: int
+    last_at: float

@@ -22,13 +22,13 @@ _MOVE_ERRORS = ((404, "order-unknown"), (409, "invalid-state"), _UNAVAILABLE)
 
 
 def _book(ctx: Ctx) -> WorkOrderBook:
-    if ctx.services.orders is None:
+    if ctx.services.records is None:
         raise CCServerError(
             "work orders live in the history store, which this server has not opened",
             slug="orders-unavailable",
             status=503,
         )
-    return ctx.services.orders
+    return ctx.services.records.orders
 
 
 def _order_id(ctx: Ctx) -> int:

@@ -1,7 +1,8 @@
-"""The one route table of API v1 (`ROUTES`, the work orders' from `order_routes.py`): each
-entry is an endpoint's method, path, least role, body model, handler and documentation.
-`app.py` mounts it and `openapi.py` documents it from the same entries, so what runs and
-what is documented cannot drift.
+"""The one route table of API v1 (`ROUTES`; the work orders' entries come from
+`order_routes.py`, the knowledge base's from `knowledge_routes.py`): each entry is an
+endpoint's method, path, least role, body model, handler and documentation. `app.py` mounts
+it and `openapi.py` documents it from the same entries, so what runs and what is documented
+cannot drift.
 
 Handlers get a `Ctx` (the caller, the path parameters, the validated body) and return the
 JSON to send; refusals are raised as `CCServerError`s.
@@ -13,6 +14,7 @@ from typing import Any
 
 from ccserver.api import models
 from ccserver.api.auth import ApiError, Role
+from ccserver.api.knowledge_routes import KNOWLEDGE_ROUTES
 from ccserver.api.order_routes import ORDER_ROUTES
 from ccserver.api.sessions import Sessions
 from ccserver.api.table import BODY_ERRORS, Ctx, FileBody, Route
@@ -655,4 +657,5 @@ ROUTES: tuple[Route, ...] = (
         details='Answers `{"deleted": id}`.',
     ),
     *ORDER_ROUTES,
+    *KNOWLEDGE_ROUTES,
 )

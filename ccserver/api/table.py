@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from ccserver.api.auth import Principal, RateLimiter, Role
 from ccserver.api.backend import ApiBackend
 from ccserver.api.sessions import Sessions
-from ccserver.records.orders import WorkOrderBook
+from ccserver.records import Records
 
 PREFIX = "/api/v1"
 BODY_ERRORS = ((400, "body-invalid"), (400, "input-invalid"), (413, "body-too-large"))
@@ -25,13 +25,14 @@ BODY_ERRORS = ((400, "body-invalid"), (400, "input-invalid"), (413, "body-too-la
 @dataclass(frozen=True)
 class Services:
     """What handlers share: the backend, the PIN rate limit, the OpenAPI document, the
-    desk sessions (None without Redis), the work orders (None without a history store)."""
+    desk sessions (None without Redis), the service records (None without a history
+    store)."""
 
     backend: ApiBackend
     pin_limiter: RateLimiter
     document: dict[str, Any]
     sessions: Sessions | None = None
-    orders: WorkOrderBook | None = None
+    records: Records | None = None
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from ccserver.config import QueueConfig
 from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
-from ccserver.records.orders import WorkOrderBook
+from ccserver.records import Records
 
 logger = logging.getLogger("ccserver.desk")
 RINGING_STATES = frozenset({CallState.RINGING.value, CallState.CALLBACK_RINGING.value})
@@ -190,13 +190,14 @@ class DeskFeed:
         notices: NoticeBoard | None,
         history_days: int,
         queues: Mapping[str, QueueConfig],
-        orders: WorkOrderBook | None = None,
+        records: Records | None = None,
     ) -> None:
         """`queues`: the queues' config by name (their dispositions and skill groups);
-        `orders`: the work orders, whose open ones of the caller the pop lists."""
+        `records`: the work orders (the pop lists the caller's open ones) and the knowledge
+        base (the pop suggests articles)."""
         self.streams = streams
         self.history = history
-        self.orders = orders
+        self.records = records
         self.notices = notices
         self.history_days = history_days
         self.queues = queues
@@ -364,31 +365,46 @@ class DeskFeed:
 
     async def pop(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """The screen pop beyond the call itself: the caller's contacts of the last
-        `history_days` days, the caller's open work orders and the outage notices that
-        reach the caller now."""
+        `history_days` days, the caller's open work orders, the articles of the knowledge
+        base the call's tags suggest (its queue, IVR route and disposition) and the outage
+        notices that reach the caller now."""
         caller = str(context.get("caller") or "")
         contacts: list[dict[str, Any]] = []
         notices: list[dict[str, Any]] = []
         orders: list[dict[str, Any]] = []
+        articles: list[dict[str, Any]] = []
         if caller and self.history is not None:
             since = time.time() - self.history_days * 86400.0
             rows = await asyncio.to_thread(self.history.contacts, caller, since, limit=CONTACTS_MAX)
             contacts = [r for r in rows if r["call_id"] != context.get("id")]
-        if caller and self.orders is not None:
+        if self.records is not None:
             try:
-                open_orders = await asyncio.to_thread(
-                    self.orders.find, caller=caller, open_only=True, limit=CONTACTS_MAX
-                )
-                orders = [order.to_dict() for order in open_orders]
-            except Exception as exc:  # a pop without orders beats no pop
-                log(logger, "desk.orders_failed", logging.WARNING, error=repr(exc)[:200])
+                orders, articles = await asyncio.to_thread(self._records_for, caller, context)
+            except Exception as exc:  # a pop without them beats no pop
+                log(logger, "desk.records_failed", logging.WARNING, error=repr(exc)[:200])
         if caller and self.notices is not None:
             try:
                 found = await self.notices.active_for(caller, dt.datetime.now(dt.UTC))
                 notices = [n.to_dict() for n in found]
             except Exception as exc:  # a pop without notices beats no pop
                 log(logger, "desk.notices_failed", logging.WARNING, error=repr(exc)[:200])
-        return {"contacts": contacts, "notices": notices, "orders": orders}
+        return {"contacts": contacts, "notices": notices, "orders": orders, "articles": articles}
+
+    def _records_for(
+        self, caller: str, context: Mapping[str, Any]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The caller's open work orders and the articles suggested for the call."""
+        assert self.records is not None
+        orders = (
+            [o.to_dict() for o in self.records.orders.find(caller=caller, open_only=True)]
+            if caller
+            else []
+        )
+        ivr = context.get("ivr") or {}
+        tags = [context.get("queue"), context.get("disposition"), *(ivr.get("path") or [])]
+        suggested = self.records.knowledge.suggest(t for t in tags if isinstance(t, str))
+        articles = [{"id": a.id, "title": a.title, "tags": list(a.tags)} for a in suggested]
+        return orders, articles
 
     # --- the desks -----------------------------------------------------------------------
     async def stream(self, agent: str, after: int | None) -> AsyncIterator[dict[str, Any]]:

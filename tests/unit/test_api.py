@@ -36,7 +36,8 @@ from ccserver.history import History
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
-from ccserver.records.orders import Sla, SlaRule, WorkOrderBook
+from ccserver.records import Records
+from ccserver.records.orders import Sla, SlaRule
 from ccserver.seats import SeatLedger
 
 TOKENS = {
@@ -49,6 +50,7 @@ PINS = {"1001": "482913", "1002": "105577"}
 DOC = openapi.document(ROUTES)
 TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
 OUTAGE = {"text": "城南片区线路故障，正在抢修。", "ends_at": TOMORROW}  # a valid notice body
+ARTICLE = {"title": "停电报修流程", "body": "先查询停电公告，再受理报修。", "tags": ["repair"]}
 
 
 class MemoryBackend:
@@ -149,7 +151,7 @@ class MemoryBackend:
         return {
             **found,
             "dispositions": ["other"],
-            "pop": {"contacts": [], "notices": [], "orders": []},
+            "pop": {"contacts": [], "notices": [], "orders": [], "articles": []},
         }
 
     def _readable(self, call_id: str, agent: str | None) -> dict[str, Any]:
@@ -377,9 +379,12 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     backend.recorded = tmp_path / "call-c2.wav"
     backend.recorded.write_bytes(b"RIFF" + bytes(range(256)) * 8)
     history = History(tmp_path / "history.sqlite")
-    orders = WorkOrderBook(history, Sla([SlaRule("fault", "on-site", 2700)]), warn_before_s=60)
-    orders.open("fault", who="agent:1002", caller="13800000002", call_id="c2", agent="1002")
-    app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600), orders=orders)
+    records = Records.open(history, Sla([SlaRule("fault", "on-site", 2700)]), warn_before_s=60)
+    records.orders.open("fault", who="agent:1002", caller="13800000002", call_id="c2", agent="1002")
+    records.knowledge.add(
+        title="电费缴纳方式", body="网上国网App缴纳电费。", tags=["billing"], who="sup"
+    )
+    app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600), records=records)
     server = TestServer(app, host="127.0.0.1")
     try:
         async with TestClient(server) as client:
@@ -444,6 +449,13 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("POST", "/orders/{id}/state", "/orders/1/state", {"state": "cancelled"}, "supervisor", None),
     ("POST", "/orders/{id}/assign", "/orders/1/assign", {"team": "crew-2"}, "supervisor", None),
     ("POST", "/orders/{id}/calls", "/orders/1/calls", {"call": "c2"}, "agent", "1002"),
+    ("GET", "/knowledge/search", "/knowledge/search?q=%E7%BC%B4%E7%BA%B3", None, "agent", None),
+    ("GET", "/knowledge/articles", "/knowledge/articles", None, "supervisor", None),
+    ("POST", "/knowledge/articles", "/knowledge/articles", ARTICLE, "supervisor", None),
+    ("GET", "/knowledge/articles/{id}", "/knowledge/articles/1", None, "agent", None),
+    ("PUT", "/knowledge/articles/{id}", "/knowledge/articles/1", ARTICLE, "supervisor", None),
+    ("DELETE", "/knowledge/articles/{id}", "/knowledge/articles/1", None, "supervisor", None),
+    ("GET", "/knowledge/lookups", "/knowledge/lookups", None, "supervisor", None),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -1238,3 +1250,33 @@ async def test_orders_export_as_csv(api: Api) -> None:
     header, row = body.decode().splitlines()
     assert header.startswith("id,kind,state,") and header.endswith(",calls")
     assert row.startswith("1,fault,new,") and row.endswith(",c2")
+
+
+# --- the knowledge base ----------------------------------------------------------------------
+async def test_agents_search_and_read_articles_and_supervisors_see_the_lookups(api: Api) -> None:
+    agent, sup = TOKENS["agent:1001"], TOKENS["supervisor"]
+    status, added, _ = await api.call(
+        "POST",
+        f"{PREFIX}/knowledge/articles",
+        token=sup,
+        body={**ARTICLE, "valid_until": TOMORROW},
+    )
+    assert status == 201 and added["valid"] and added["tags"] == ["repair"]
+    status, hits, _ = await api.call("GET", f"{PREFIX}/knowledge/search?q=报修", token=agent)
+    assert status == 200 and [h["id"] for h in hits] == [added["id"]]
+    assert "报修" in hits[0]["snippet"]
+    status, read, _ = await api.call(
+        "GET", f"{PREFIX}/knowledge/articles/{added['id']}", token=agent
+    )
+    assert (status, read["views"]) == (200, 1)
+    status, looked, _ = await api.call("GET", f"{PREFIX}/knowledge/lookups", token=sup)
+    assert [(row["id"], row["reads"], row["readers"]) for row in looked] == [(added["id"], 1, 1)]
+    status, answer, _ = await api.call(
+        "GET", f"{PREFIX}/knowledge/search?q=报修&expired=true", token=agent
+    )
+    assert (status, answer["error"]) == (403, "forbidden")
+    _documented("GET", "/knowledge/search", 403, "forbidden")
+    status, answer, _ = await api.call("GET", f"{PREFIX}/knowledge/search?q=%21", token=agent)
+    assert (status, answer["error"]) == (400, "input-invalid")
+    status, answer, _ = await api.call("GET", f"{PREFIX}/knowledge/articles/9", token=agent)
+    assert (status, answer["error"]) == (404, "article-unknown")

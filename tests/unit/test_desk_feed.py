@@ -18,7 +18,8 @@ from ccserver.desk_streams import RedisDeskStreams
 from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.prompts import Prompts
-from ccserver.records.orders import Sla, WorkOrderBook
+from ccserver.records import Records
+from ccserver.records.orders import Sla
 from tests.unit.test_call_features import Scene, login, make_scene
 
 __all__ = ["make_scene"]  # the fixture, used by name
@@ -121,7 +122,7 @@ async def test_a_call_makes_numbered_events_kept_in_redis(
     ], kinds
     offered = events[kinds.index("call.offered")]
     assert offered["call"]["caller"] == "13800000001" and offered["call"]["queue"] == "billing"
-    assert offered["call"]["pop"] == {"contacts": [], "notices": [], "orders": []}
+    assert offered["call"]["pop"] == {"contacts": [], "notices": [], "orders": [], "articles": []}
     assert offered["call"]["why"].startswith("longest-idle: billing at level 5")
     assert offered["call"]["dispositions"][0] == "bill-enquiry"
     stored = await scene.store.redis.xlen("ccserver:desk:1001")
@@ -165,13 +166,16 @@ async def test_the_pop_lists_the_notices_that_reach_the_caller(
     assert pop["contacts"] == []
 
 
-async def test_the_pop_lists_the_callers_open_work_orders(
+async def test_the_pop_lists_the_callers_open_orders_and_suggests_articles(
     make_scene: Callable[..., Scene], tmp_path: Path
 ) -> None:
     scene = make_scene()
     history = History(tmp_path / "history.sqlite")
-    book = WorkOrderBook(history, Sla([]), warn_before_s=0)
+    records = Records.open(history, Sla([]), warn_before_s=0)
+    book = records.orders
     try:
+        fault = records.knowledge.add(title="报修受理", body="…", tags=["repair_order"], who="s")
+        records.knowledge.add(title="电费", body="…", tags=["billing"], who="s")
         mine = book.open("fault", who="ivr", caller="13800000001")
         done = book.open("enquiry", who="ivr", caller="13800000001")
         book.move(done.id, "cancelled", who="sup")
@@ -182,9 +186,11 @@ async def test_the_pop_lists_the_callers_open_work_orders(
             notices=None,
             history_days=30,
             queues={},
-            orders=book,
+            records=records,
         )
-        pop = await feed.pop({"id": "c1", "caller": "13800000001"})
+        context = {"id": "c1", "caller": "13800000001", "queue": "repair"}
+        pop = await feed.pop({**context, "ivr": {"path": ["main_menu", "repair_order"]}})
         assert [(o["id"], o["state"]) for o in pop["orders"]] == [(mine.id, "new")]
+        assert pop["articles"] == [{"id": fault.id, "title": "报修受理", "tags": ["repair_order"]}]
     finally:
         history.close()

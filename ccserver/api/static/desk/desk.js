@@ -183,7 +183,42 @@ function showCall(call) {
     li.textContent = orderNote(o);
     return li;
   }));
+  listArticles($("kb-suggested"), (call.pop && call.pop.articles) || []);
 }
+
+// --- the knowledge base --------------------------------------------------------------------
+function listArticles(list, articles) {
+  list.replaceChildren(...articles.map((a) => {
+    const li = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = "#";
+    link.dataset.article = a.id;
+    link.textContent = a.title;
+    link.addEventListener("click", (ev) => { ev.preventDefault(); openArticle(a.id); });
+    li.append(link);
+    if (a.snippet) li.append(` — ${a.snippet}`);
+    return li;
+  }));
+}
+
+async function openArticle(id) {
+  const article = await act("article", () => api("GET", `/knowledge/articles/${id}`));
+  if (!article) return;
+  $("kb-title").textContent = article.title;
+  $("kb-body").textContent = article.body;
+  $("kb-article").hidden = false;
+}
+
+$("kb-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const q = $("kb-query").value.trim();
+  if (!q) return;
+  const hits = await act("search", () => api("GET", `/knowledge/search?q=${encodeURIComponent(q)}`));
+  if (hits) {
+    listArticles($("kb-results"), hits);
+    if (hits.length === 0) note(t("kb_none"));
+  }
+});
 
 function orderNote(o) {
   const chased = o.escalation >= 2 ? ` · ${t("overdue")}` : o.escalation === 1 ? ` · ${t("due_soon")}` : "";

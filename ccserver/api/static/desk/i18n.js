@@ -24,6 +24,7 @@ export const WORDS = {
     order: "工单", k_fault: "故障报修", k_complaint: "投诉", k_business: "业务办理",
     k_enquiry: "咨询", o_new: "新建", o_dispatched: "已派工", "o_on-site": "已到现场",
     o_resolved: "已处理", overdue: "已超期", due_soon: "即将到期",
+    kb: "知识库", kb_query: "输入关键词", kb_search: "搜索", kb_none: "没有找到相关文章",
   },
   en: {
     title: "Agent desk", sip: "Phone", events: "Events", logout: "Log out", login: "Log in",
@@ -51,6 +52,8 @@ export const WORDS = {
     k_complaint: "complaint", k_business: "business", k_enquiry: "enquiry", o_new: "new",
     o_dispatched: "dispatched", "o_on-site": "on site", o_resolved: "resolved",
     overdue: "overdue", due_soon: "due soon",
+    kb: "Knowledge base", kb_query: "Words to look up", kb_search: "Search",
+    kb_none: "No article found",
   },
 };
 

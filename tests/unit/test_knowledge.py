@@ -1,0 +1,136 @@
+"""The knowledge base on a real history file: Chinese words found inside longer phrases
+(bigrams), English words stemmed, ranking, validity, suggestions by tags, reads counted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ccserver.errors import CCServerError
+from ccserver.history import History
+from ccserver.records.knowledge import KnowledgeBase, match_expression, segment
+
+T0 = 1_800_000_000.0
+DAY = 86400.0
+
+
+@pytest.fixture
+def kb(tmp_path: Path) -> Iterator[KnowledgeBase]:
+    history = History(tmp_path / "history.sqlite")
+    yield KnowledgeBase(history)
+    history.close()
+
+
+def _seed(kb: KnowledgeBase) -> dict[str, int]:
+    articles = {
+        "bill": kb.add(
+            title="电费缴纳方式",
+            body="客户可通过网上国网App、银行代扣或营业厅缴纳电费。Customers may pay online.",
+            tags=["billing", "account_balance"],
+            who="sup",
+            now=T0,
+        ),
+        "outage": kb.add(
+            title="计划停电查询",
+            body="计划检修停电提前七天公告，客户可拨打95598查询停电范围和恢复时间。",
+            tags=["repair", "fault-reported"],
+            who="sup",
+            now=T0,
+        ),
+        "old": kb.add(
+            title="2025年阶梯电价调整",
+            body="旧的阶梯电价方案，已废止。",
+            tags=["billing"],
+            who="sup",
+            valid_until=T0 + DAY,
+            now=T0,
+        ),
+    }
+    return {name: article.id for name, article in articles.items()}
+
+
+def test_segmenting_cuts_chinese_into_bigrams_and_leaves_the_rest() -> None:
+    assert segment("电费查询 bills") == " 电费 费查 查询  bills"
+    assert segment("停") == " 停 "
+    assert match_expression("缴纳电费") == '"缴纳" AND "纳电" AND "电费"'
+    assert match_expression("电") == '"电"*'
+    assert match_expression('a"b') == '"a" AND "b"'
+    assert match_expression("，。!") is None
+
+
+def test_a_chinese_word_is_found_inside_a_longer_phrase_and_an_english_word_stemmed(
+    kb: KnowledgeBase,
+) -> None:
+    ids = _seed(kb)
+    assert [a.id for a, _ in kb.search("缴纳", now=T0)] == [ids["bill"]]  # in 缴纳电费
+    assert [a.id for a, _ in kb.search("恢复时间", now=T0)] == [ids["outage"]]
+    assert [a.id for a, _ in kb.search("paying", now=T0)] == [ids["bill"]]  # pay
+    found = kb.search("电费", now=T0)  # a title match ranks first
+    assert next(a.id for a, _ in found) == ids["bill"]
+    snippet = dict((a.id, s) for a, s in found)[ids["bill"]]
+    assert "电费" in snippet
+    assert kb.search("燃气", now=T0) == []
+
+
+def test_expired_articles_are_neither_found_nor_suggested(kb: KnowledgeBase) -> None:
+    ids = _seed(kb)
+    assert ids["old"] in [a.id for a, _ in kb.search("电价", now=T0)]
+    later = T0 + 2 * DAY
+    assert kb.search("电价", now=later) == []
+    assert ids["old"] in [a.id for a, _ in kb.search("电价", now=later, valid_only=False)]
+    assert [a.id for a in kb.suggest(["billing"], now=T0)] == [ids["bill"], ids["old"]]
+    assert [a.id for a in kb.suggest(["billing"], now=later)] == [ids["bill"]]
+
+
+def test_suggestions_rank_by_tags_shared_then_by_reads(kb: KnowledgeBase) -> None:
+    ids = _seed(kb)
+    extra = kb.add(title="报修流程", body="…", tags=["repair"], who="sup", now=T0)
+    for _ in range(3):
+        kb.read(extra.id, who="agent:1001", now=T0 + 10)
+    call_tags = ["repair", "fault-reported", "main_menu"]
+    assert [a.id for a in kb.suggest(call_tags, now=T0)] == [ids["outage"], extra.id]
+    assert [a.id for a in kb.suggest(["repair"], now=T0)] == [extra.id, ids["outage"]]
+    assert kb.suggest([], now=T0) == []
+
+
+def test_reads_are_counted_and_kept_by_reader(kb: KnowledgeBase) -> None:
+    ids = _seed(kb)
+    kb.read(ids["bill"], who="agent:1001", now=T0 + 1)
+    kb.read(ids["bill"], who="agent:1002", now=T0 + 2)
+    kb.read(ids["outage"], who="agent:1001", now=T0 + 3)
+    assert kb.get(ids["bill"]).views == 2
+    looked = kb.lookups(T0)
+    assert [(row["id"], row["reads"], row["readers"]) for row in looked] == [
+        (ids["bill"], 2, 2),
+        (ids["outage"], 1, 1),
+    ]
+    assert [a.id for a in kb.articles()][:2] == [ids["bill"], ids["outage"]]
+
+
+def test_updating_reindexes_and_deleting_forgets(kb: KnowledgeBase) -> None:
+    ids = _seed(kb)
+    kb.update(
+        ids["outage"], title="临时停电", body="抢修期间的临时停电。", tags=["Repair "], who="sup2"
+    )
+    assert kb.search("恢复时间", now=T0) == []
+    ((found, _),) = kb.search("抢修", now=T0)
+    assert (found.id, found.tags, found.updated_by) == (ids["outage"], ("repair",), "sup2")
+    kb.delete(ids["outage"])
+    assert kb.search("抢修", now=T0) == [] and kb.suggest(["repair"], now=T0) == []
+    with pytest.raises(CCServerError) as gone:
+        kb.get(ids["outage"])
+    assert (gone.value.slug, gone.value.status) == ("article-unknown", 404)
+
+
+def test_bad_input_is_refused_with_a_slug(kb: KnowledgeBase) -> None:
+    with pytest.raises(CCServerError) as empty:
+        kb.search("？！")
+    assert empty.value.slug == "input-invalid"
+    with pytest.raises(CCServerError) as period:
+        kb.add(title="x", body="", tags=[], who="s", valid_from=T0, valid_until=T0)
+    assert "valid_until must be after valid_from" in period.value.message
+    with pytest.raises(CCServerError):
+        kb.add(title="  ", body="", tags=[], who="s")
+    assert kb.articles() == []
