@@ -26,11 +26,14 @@ def _load(args: argparse.Namespace) -> config_mod.Config:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """The configuration, then every IVR flow against the configured queues: all problems
-    at once, each with its file and line, exit 2 when there is any."""
+    """The configuration and the QA scoring form, then every IVR flow against the
+    configured queues: all flow problems at once, each with its file and line, exit 2 when
+    there is any."""
     from ccserver.ivr.loader import validate_dir
+    from ccserver.records.qa import load_form
 
     config = _load(args)
+    load_form(config.qa.form)  # qa-form-invalid, with the file and what is wrong
     source = args.config or "defaults, ccserver.toml if present, CCSERVER_* environment"
     flows_dir = config.ivr.resolved_flows_dir()
     flows, issues = validate_dir(flows_dir, {q.name for q in config.acd.queues})

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ccserver.errors import ConfigError
 from ccserver.ivr.config import IvrConfig, minutes
 from ccserver.records.orders import KINDS, STATES, SlaRule
+from ccserver.records.qa import SamplingRules
 
 ENV_PREFIX = "CCSERVER_"
 DEFAULT_FILE = "ccserver.toml"
@@ -290,27 +291,33 @@ class AgentConfig(_Section):
 
 def _queues_95598() -> list[QueueConfig]:
     """The 95598 set-up: one skill per queue; repair calls go first; billing and business
-    calls reach general agents after a minute. No queue is recorded (`record` is off)."""
+    calls reach general agents after a minute. Every queue is recorded, as the 95598
+    quality inspection needs (docs/qa.md)."""
     general = {"general": 1}
     return [
-        QueueConfig(name="general", skills=general),
+        QueueConfig(name="general", skills=general, record=True),
         QueueConfig(
             name="billing",
             skills={"billing": 1},
             relaxation=[RelaxStepConfig(after_s=60, add=[general])],
+            record=True,
         ),
         QueueConfig(
             name="repair",
             skills={"repair": 1},
             priority=10,
             relaxation=[RelaxStepConfig(after_s=30, add=[general])],
+            record=True,
         ),
         QueueConfig(
             name="business",
             skills={"business": 1},
             relaxation=[RelaxStepConfig(after_s=60, add=[general])],
+            record=True,
         ),
-        QueueConfig(name="complaints", skills={"complaints": 3}, strategy="most-skilled"),
+        QueueConfig(
+            name="complaints", skills={"complaints": 3}, strategy="most-skilled", record=True
+        ),
     ]
 
 
@@ -593,6 +600,23 @@ class WorkOrdersConfig(_Section):
         return rules
 
 
+class QaConfig(_Section):
+    """Quality inspection: the scoring form and which recorded calls inspectors get."""
+
+    form: Path | None = None  # a scoring form (YAML); none: the shipped 95598 form
+    queues: list[str] = Field(default_factory=lambda: ["complaints"])  # every call of these
+    csat_at_most: int | None = Field(default=2, ge=1, le=5)  # every call rated this or lower
+    longer_than_s: float | None = Field(default=600.0, gt=0)  # every call talked longer
+    random_pct: float = Field(default=5.0, ge=0, le=100)  # of each agent's calls of a week
+    sample_every_s: float = Field(default=300.0, gt=0, le=86400)
+    sample_days: int = Field(default=8, ge=1, le=366)  # how far back sampling looks
+
+    def rules(self) -> SamplingRules:
+        return SamplingRules(
+            tuple(self.queues), self.csat_at_most, self.longer_than_s, self.random_pct
+        )
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -611,6 +635,7 @@ class Config(_Section):
     supervision: SupervisionConfig = SupervisionConfig()
     wallboard: WallboardConfig = WallboardConfig()
     work_orders: WorkOrdersConfig = WorkOrdersConfig()
+    qa: QaConfig = QaConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
@@ -666,7 +691,7 @@ class Config(_Section):
         """This configuration with every path absolute, so that no process reading it
         depends on its working directory. Paths the operator gives relative to where they
         run `ccserver` (`stack.run_dir`, Asterisk's directories, `license.trusted_keys`,
-        `ivr.flows_dir`) are resolved against `cwd` (default: the current directory); the
+        `ivr.flows_dir`, `qa.form`) are resolved against `cwd` (default: the current directory); the
         ones documented as "in the run dir" (`controller.history_db`, `ari_trace`,
         `license.path`, the TLS files) against the run dir. Anchoring twice changes
         nothing."""
@@ -712,6 +737,9 @@ class Config(_Section):
                 ),
                 "ivr": self.ivr.model_copy(
                     update={"flows_dir": self.ivr.resolved_flows_dir().resolve()}
+                ),
+                "qa": self.qa.model_copy(
+                    update={"form": None if self.qa.form is None else at(here, self.qa.form)}
                 ),
             }
         )

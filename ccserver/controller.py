@@ -50,7 +50,9 @@ from ccserver.metrics import collector, instruments
 from ccserver.metrics.collector import WorkOrderCounts
 from ccserver.prompts import Prompts
 from ccserver.records import Records
-from ccserver.records.orders import FlowOrders, Sla
+from ccserver.records.knowledge import KnowledgeBase
+from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
+from ccserver.records.qa import QaBook, load_form
 from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
 from ccserver.telephony.ari import AriClient, AriEvent
@@ -91,10 +93,16 @@ class Controller:
         )
         self.prompts = Prompts(config.run_dir / "sounds" / "prompts")
         self.history = History(config.run_dir / config.controller.history_db)
-        self.records = Records.open(
-            self.history,
-            Sla(rule.rule() for rule in config.work_orders.sla),
-            warn_before_s=config.work_orders.warn_before_s,
+        self.records = Records(
+            orders=WorkOrderBook(
+                self.history,
+                Sla(rule.rule() for rule in config.work_orders.sla),
+                warn_before_s=config.work_orders.warn_before_s,
+            ),
+            knowledge=KnowledgeBase(self.history),
+            qa=QaBook(
+                self.history, load_form(config.qa.form), config.qa.rules(), config.ivr.zone()
+            ),
         )
         self.api_tokens = {
             name: token
@@ -217,6 +225,20 @@ class Controller:
             log(logger, "metrics.orders_failed", logging.WARNING, error=repr(exc)[:200])
             return WorkOrderCounts({}, {})
 
+    async def _sample_qa(self) -> None:
+        """Fill the inspectors' queue from the recent recorded calls, now and then."""
+        settings = self.config.qa
+        while True:
+            since = time.time() - settings.sample_days * 86400.0
+            try:
+                added = await asyncio.to_thread(self.records.qa.sample, since)
+            except (CCServerError, sqlite3.Error) as exc:  # tried again next time
+                log(logger, "qa.sample_failed", logging.WARNING, error=repr(exc)[:200])
+            else:
+                if added:
+                    log(logger, "qa.sampled", added=added)
+            await asyncio.sleep(settings.sample_every_s)
+
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
@@ -279,6 +301,7 @@ class Controller:
         self.center.spawn(
             work_orders.chase_forever(self.center, self.records.orders, every), "orders"
         )
+        self.center.spawn(self._sample_qa(), "qa-sampling")
         log(
             logger,
             "controller.started",

@@ -167,6 +167,34 @@ _MIGRATIONS: tuple[str, ...] = (
         title, body, tags, tokenize = 'porter unicode61'
     );
     """,
+    # 5: quality inspection (`ccserver.records.qa`): the inspectors' queue and the scores
+    """
+    CREATE TABLE IF NOT EXISTS qa_queue (
+        call_id   TEXT PRIMARY KEY,
+        agent     TEXT NOT NULL,
+        queue     TEXT,
+        rule      TEXT NOT NULL,
+        queued_at REAL NOT NULL,
+        scored    INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS qa_queue_open ON qa_queue (scored, queued_at);
+    CREATE TABLE IF NOT EXISTS qa_scores (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_id     TEXT NOT NULL,
+        agent       TEXT NOT NULL,
+        inspector   TEXT NOT NULL,
+        form        TEXT NOT NULL,
+        sheet       TEXT NOT NULL,
+        total       REAL NOT NULL,
+        max_points  REAL NOT NULL,
+        comment     TEXT,
+        scored_at   REAL NOT NULL,
+        dispute     TEXT,
+        disputed_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS qa_scores_agent ON qa_scores (agent, scored_at);
+    CREATE INDEX IF NOT EXISTS qa_scores_call ON qa_scores (call_id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -23,6 +23,7 @@ import sqlite3
 import sys
 import textwrap
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -59,14 +60,22 @@ _REASONED = (
     "SELECT at, agent, state, reason FROM agent_events WHERE at >= ? AND at < ? ORDER BY at, id"
 )
 _ARRIVALS = (
-    "SELECT caller, arrived_at, json_extract(record, '$.disposition') AS disposition "
+    "SELECT call_id, caller, arrived_at, json_extract(record, '$.disposition') AS disposition "
     "FROM calls WHERE arrived_at >= ? AND arrived_at <= ? "
     "AND caller IS NOT NULL AND caller <> ''"
 )
 
+_ORDER_LINKS = (
+    "SELECT l.call_id, l.order_id FROM work_order_calls l JOIN calls c ON c.call_id = l.call_id "
+    "WHERE c.arrived_at >= ? AND c.arrived_at <= ?"
+)
+_QA_SCORES = (
+    "SELECT s.call_id, s.total, s.max_points FROM qa_scores s "
+    "JOIN calls c ON c.call_id = s.call_id WHERE c.arrived_at >= ? AND c.arrived_at < ?"
+)
 _SHARES = frozenset(
     {"manual_share", "answer_rate", "abandon_rate", "loss_rate", "service_level", "occupancy"}
-    | {"fcr", "fcr_same"}
+    | {"fcr", "fcr_same", "qa"}
 )
 _VOLUMES = (
     ("offered", "offered"),
@@ -95,6 +104,8 @@ _SERVICE = (
     ("FCR=", "fcr_same"),
     ("CSAT", "csat"),
     ("n", "csat_n"),
+    ("QA", "qa"),
+    ("qa_n", "qa_n"),
 )
 """The terminal table in two blocks (all columns at once are too wide to read)."""
 _SL_BASE = {
@@ -291,7 +302,24 @@ def read(path: Path, start: float, end: float, fcr_window_s: float) -> reports.R
         states = [dict(r) for r in conn.execute(_STATES_BEFORE, (start,))]
         states += [dict(r) for r in conn.execute(_STATES, (start, horizon + AGENT_LOOKAHEAD_S))]
         arrivals = [dict(r) for r in conn.execute(_ARRIVALS, (start, horizon + fcr_window_s))]
-    return reports.Rows(calls=calls, events=events, agent_events=states, arrivals=arrivals)
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        links: dict[str, set[int]] = defaultdict(set)
+        if "work_order_calls" in tables:  # a store older than the work orders has none
+            for row in conn.execute(_ORDER_LINKS, (start, horizon + fcr_window_s)):
+                links[row["call_id"]].add(int(row["order_id"]))
+        qa = (
+            [dict(r) for r in conn.execute(_QA_SCORES, (start, end))]
+            if "qa_scores" in tables
+            else []
+        )
+    return reports.Rows(
+        calls=calls,
+        events=events,
+        agent_events=states,
+        arrivals=arrivals,
+        order_links={call: frozenset(orders) for call, orders in links.items()},
+        qa_scores=qa,
+    )
 
 
 def _call(row: sqlite3.Row) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import bisect
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -63,8 +63,13 @@ class Rows:
     agent_events: Sequence[Mapping[str, Any]]
     """Each agent's last state change before the period and every change after it."""
     arrivals: Sequence[Mapping[str, Any]]
-    """`caller` and `arrived_at` of the calls from the period's start to the end of the FCR
-    window of its last call: where repeat calls are looked for."""
+    """`call_id`, `caller`, `arrived_at` and `disposition` of the calls from the period's
+    start to the end of the FCR window of its last call: where repeat calls are looked for."""
+    order_links: Mapping[str, frozenset[int]] = field(default_factory=dict)
+    """The work orders each call is linked to (by call id): two contacts linked to one
+    order are about the same matter."""
+    qa_scores: Sequence[Mapping[str, Any]] = ()
+    """`call_id`, `total` and `max_points` of the quality scores of the period's calls."""
 
 
 @dataclass(frozen=True)
@@ -305,6 +310,8 @@ class Row:
     fcr_same: float | None
     csat: float | None
     csat_n: int
+    qa: float | None
+    qa_n: int
 
     def as_dict(self, by: GroupBy) -> dict[str, str | int | float | None]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -336,6 +343,8 @@ class _Tally:
     fcr_same_repeats: int = 0
     csat_total: float = 0.0
     csat_n: int = 0
+    qa_total: float = 0.0
+    qa_n: int = 0
     occupied_s: float = 0.0
     logged_in_s: float = 0.0
 
@@ -346,7 +355,12 @@ class _Tally:
         handle_s: float | None,
         repeated: bool,
         repeated_same: bool,
+        matter: bool,
+        qa_shares: Sequence[float],
     ) -> None:
+        """Count one call; `matter`: what it was about is known (a disposition, or a work
+        order linked to it), so "the same matter" can be judged; `qa_shares`: its quality
+        scores, each as a share of the form's maximum."""
         self.offered += 1
         self.ivr += call.served == "ivr"
         self.ivr_abandoned += call.ivr_abandoned
@@ -362,7 +376,7 @@ class _Tally:
             if call.caller:
                 self.fcr_base += 1
                 self.fcr_repeats += repeated
-            if call.caller and call.disposition:
+            if call.caller and matter:
                 self.fcr_same_base += 1
                 self.fcr_same_repeats += repeated_same
         if call.abandon_wait_s is not None:
@@ -376,6 +390,8 @@ class _Tally:
         if call.survey_score is not None:
             self.csat_total += call.survey_score
             self.csat_n += 1
+        self.qa_total += sum(qa_shares)
+        self.qa_n += len(qa_shares)
 
     def row(self, group: str, settings: ReportsConfig, occupancy: bool) -> Row:
         agent_handled = self.answered + self.callbacks_done
@@ -411,6 +427,8 @@ class _Tally:
             fcr_same=_ratio(self.fcr_same_base - self.fcr_same_repeats, self.fcr_same_base),
             csat=None if self.csat_n == 0 else round(self.csat_total / self.csat_n, 2),
             csat_n=self.csat_n,
+            qa=_ratio(self.qa_total, self.qa_n),
+            qa_n=self.qa_n,
         )
 
 
@@ -450,7 +468,13 @@ def build(
         if start <= float(c["arrived_at"]) < end
     ]
     states = AgentStates(rows.agent_events)
-    repeated, repeated_same = _repeated(calls, rows.arrivals, settings.fcr_window_h * 3600.0)
+    links = rows.order_links
+    window_s = settings.fcr_window_h * 3600.0
+    repeated, repeated_same = _repeated(calls, rows.arrivals, window_s, links)
+    qa: dict[str, list[float]] = defaultdict(list)
+    for score in rows.qa_scores:
+        if score["max_points"]:
+            qa[str(score["call_id"])].append(float(score["total"]) / float(score["max_points"]))
     clock = Clock(by, zone, settings.minute_bands()) if by in ("band", "hour", "day") else None
     tallies: dict[str, _Tally] = defaultdict(_Tally)
     total = _Tally()
@@ -458,7 +482,13 @@ def build(
         handle = _handle_s(call, states)
         for tally in (tallies[_group(call, by, clock)], total):
             tally.add(
-                call, settings, handle, call.call_id in repeated, call.call_id in repeated_same
+                call,
+                settings,
+                handle,
+                call.call_id in repeated,
+                call.call_id in repeated_same,
+                bool(call.disposition or links.get(call.call_id)),
+                qa.get(call.call_id, ()),
             )
     for agent in states.agents:
         for low, high, state in states.intervals(agent, start, min(end, observed_until)):
@@ -510,15 +540,19 @@ def _handle_s(call: CallFacts, states: AgentStates) -> float | None:
 
 
 def _repeated(
-    calls: Sequence[CallFacts], arrivals: Sequence[Mapping[str, Any]], window_s: float
+    calls: Sequence[CallFacts],
+    arrivals: Sequence[Mapping[str, Any]],
+    window_s: float,
+    links: Mapping[str, frozenset[int]],
 ) -> tuple[set[str], set[str]]:
     """Answered calls whose number called again within the window from their end, and
-    those of them whose later call (one within the window) had the same disposition: "the
-    same matter"."""
-    by_caller: dict[str, list[tuple[float, str | None]]] = defaultdict(list)
+    those of them whose later call (one within the window) was about "the same matter":
+    it had the same disposition, or is linked to a work order the call is linked to."""
+    by_caller: dict[str, list[tuple[float, str | None, frozenset[int]]]] = defaultdict(list)
     for row in arrivals:
         if row.get("caller"):
-            later = (float(row["arrived_at"]), row.get("disposition"))
+            orders = links.get(str(row.get("call_id")), frozenset())
+            later = (float(row["arrived_at"]), row.get("disposition"), orders)
             by_caller[str(row["caller"])].append(later)
     for later_calls in by_caller.values():
         later_calls.sort(key=lambda item: item[0])
@@ -527,13 +561,16 @@ def _repeated(
         later_calls = by_caller.get(call.caller, [])
         if call.served != "answered" or not later_calls:
             continue
-        times = [at for at, _ in later_calls]
+        times = [at for at, _, _ in later_calls]
         end = call.ended_at if call.ended_at is not None else call.arrived_at
         first = bisect.bisect_right(times, call.arrived_at)
         last = bisect.bisect_right(times, end + window_s)
         if first < last:
             found.add(call.call_id)
-            codes = {code for _, code in later_calls[first:last]}
-            if call.disposition is not None and call.disposition in codes:
+            codes = {code for _, code, _ in later_calls[first:last]}
+            orders = links.get(call.call_id, frozenset())
+            if (call.disposition is not None and call.disposition in codes) or any(
+                orders & linked for _, _, linked in later_calls[first:last]
+            ):
                 same.add(call.call_id)
     return found, same

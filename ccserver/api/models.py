@@ -433,3 +433,67 @@ class ArticleLookups(_Open):
     reads: int
     readers: int
     last_at: float
+
+
+# --- quality inspection (ccserver.records.qa)
+class QaScoreInput(BaseModel):
+    """Score a call: the form's items it earned and the deductions it took, as
+    `section.item` (a deduction twice for two occurrences)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    call: str = Field(min_length=1, max_length=200)
+    ticked: list[str] = Field(default_factory=list, max_length=200)
+    deducted: list[str] = Field(default_factory=list, max_length=200)
+    comment: str | None = Field(default=None, min_length=1, max_length=4000)
+
+
+class QaDispute(BaseModel):
+    """The agent's reason for disputing a score (once)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class QaQueueQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    scored: bool = Field(default=False, description="the calls scored already instead")
+    limit: int = Field(default=500, ge=1, le=10_000)
+
+
+class QaScoresQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    agent: str | None = Field(default=None, min_length=1, max_length=64)
+    limit: int = Field(default=500, ge=1, le=10_000)
+
+
+class QaForm(_Open):
+    form: str
+    title: str
+    sections: list[dict[str, object]]
+
+
+class QaQueued(_Open):
+    call_id: str
+    agent: str
+    queue: str | None = None
+    rule: Literal["queue", "csat", "long", "random", "weekly"]
+    queued_at: float
+    recording: str | None = None
+
+
+class QaScore(_Open):
+    id: int
+    call_id: str
+    agent: str
+    inspector: str
+    total: float
+    max_points: float
+    share: float | None = None
+    sheet: dict[str, object] = Field(description="per section: max, earned, deducted, points")
+    comment: str | None = None
+    dispute: str | None = None
+    disputed_at: float | None = None

@@ -1,5 +1,6 @@
 """The one route table of API v1 (`ROUTES`; the work orders' entries come from
-`order_routes.py`, the knowledge base's from `knowledge_routes.py`): each entry is an
+`order_routes.py`, the knowledge base's from `knowledge_routes.py`, quality inspection's
+from `qa_routes.py`): each entry is an
 endpoint's method, path, least role, body model, handler and documentation. `app.py` mounts
 it and `openapi.py` documents it from the same entries, so what runs and what is documented
 cannot drift.
@@ -16,6 +17,7 @@ from ccserver.api import models
 from ccserver.api.auth import ApiError, Role
 from ccserver.api.knowledge_routes import KNOWLEDGE_ROUTES
 from ccserver.api.order_routes import ORDER_ROUTES
+from ccserver.api.qa_routes import QA_ROUTES
 from ccserver.api.sessions import Sessions
 from ccserver.api.table import BODY_ERRORS, Ctx, FileBody, Route
 from ccserver.errors import CCServerError
@@ -658,4 +660,5 @@ ROUTES: tuple[Route, ...] = (
     ),
     *ORDER_ROUTES,
     *KNOWLEDGE_ROUTES,
+    *QA_ROUTES,
 )

@@ -1,5 +1,5 @@
-"""The service records a call leaves behind: work orders (`orders`) and their chasing, and
-the knowledge base agents answer from (`knowledge`).
+"""The service records a call leaves behind: work orders (`orders`) and their chasing, the
+knowledge base agents answer from (`knowledge`), and quality inspection (`qa`).
 
 They live in the history store (`ccserver.history`: same file, same versioned migrations)
 and know nothing of calls in progress or of telephony: call control, the API and the CLI
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ccserver.history import History
 from ccserver.records.knowledge import KnowledgeBase
-from ccserver.records.orders import Sla, WorkOrderBook
+from ccserver.records.orders import WorkOrderBook
+from ccserver.records.qa import QaBook
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,4 @@ class Records:
 
     orders: WorkOrderBook
     knowledge: KnowledgeBase
-
-    @classmethod
-    def open(cls, history: History, sla: Sla, *, warn_before_s: float) -> Records:
-        return cls(WorkOrderBook(history, sla, warn_before_s=warn_before_s), KnowledgeBase(history))
+    qa: QaBook

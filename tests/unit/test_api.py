@@ -36,9 +36,9 @@ from ccserver.history import History
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
-from ccserver.records import Records
 from ccserver.records.orders import Sla, SlaRule
 from ccserver.seats import SeatLedger
+from tests.records import records_of
 
 TOKENS = {
     "admin": "admin-token-aaaaaaaaaaaaaaaaaaaaaaaa",
@@ -379,8 +379,11 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     backend.recorded = tmp_path / "call-c2.wav"
     backend.recorded.write_bytes(b"RIFF" + bytes(range(256)) * 8)
     history = History(tmp_path / "history.sqlite")
-    records = Records.open(history, Sla([SlaRule("fault", "on-site", 2700)]), warn_before_s=60)
+    records = records_of(history, Sla([SlaRule("fault", "on-site", 2700)]))
     records.orders.open("fault", who="agent:1002", caller="13800000002", call_id="c2", agent="1002")
+    history.save_call({"id": "c9", "caller": "138", "agent": "1002", "recording": "/r/c9.wav"})
+    await history.flush()
+    records.qa.score("c9", inspector="supervisor", ticked=["voice.clear"], deducted=[])
     records.knowledge.add(
         title="电费缴纳方式", body="网上国网App缴纳电费。", tags=["billing"], who="sup"
     )
@@ -456,6 +459,19 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("PUT", "/knowledge/articles/{id}", "/knowledge/articles/1", ARTICLE, "supervisor", None),
     ("DELETE", "/knowledge/articles/{id}", "/knowledge/articles/1", None, "supervisor", None),
     ("GET", "/knowledge/lookups", "/knowledge/lookups", None, "supervisor", None),
+    ("GET", "/qa/form", "/qa/form", None, "agent", None),
+    ("GET", "/qa/queue", "/qa/queue?scored=true", None, "supervisor", None),
+    (
+        "POST",
+        "/qa/scores",
+        "/qa/scores",
+        {"call": "c9", "ticked": ["voice.pace"]},
+        "supervisor",
+        None,
+    ),
+    ("GET", "/qa/scores", "/qa/scores", None, "agent", None),
+    ("GET", "/qa/scores/{id}", "/qa/scores/1", None, "agent", "1002"),
+    ("POST", "/qa/scores/{id}/dispute", "/qa/scores/1/dispute", {"reason": "x"}, "agent", "1002"),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -1280,3 +1296,37 @@ async def test_agents_search_and_read_articles_and_supervisors_see_the_lookups(a
     assert (status, answer["error"]) == (400, "input-invalid")
     status, answer, _ = await api.call("GET", f"{PREFIX}/knowledge/articles/9", token=agent)
     assert (status, answer["error"]) == (404, "article-unknown")
+
+
+# --- quality inspection ----------------------------------------------------------------------
+async def test_an_inspector_scores_and_the_agent_reads_and_disputes_once(api: Api) -> None:
+    agent, other, sup = TOKENS["agent:1002"], TOKENS["agent:1001"], TOKENS["supervisor"]
+    body = {"call": "c9", "ticked": ["voice.clear", "voice.pace"], "deducted": []}
+    status, scored, _ = await api.call("POST", f"{PREFIX}/qa/scores", token=sup, body=body)
+    assert (status, scored["total"], scored["agent"], scored["inspector"]) == (
+        201,
+        4,
+        "1002",
+        "supervisor",
+    )
+    status, mine, _ = await api.call("GET", f"{PREFIX}/qa/scores", token=agent)
+    assert status == 200 and [s["id"] for s in mine] == [scored["id"], 1]
+    status, theirs, _ = await api.call("GET", f"{PREFIX}/qa/scores", token=other)
+    assert (status, theirs) == (200, [])
+    status, answer, _ = await api.call("GET", f"{PREFIX}/qa/scores?agent=1002", token=other)
+    assert (status, answer["error"]) == (403, "forbidden")
+    path = f"{PREFIX}/qa/scores/{scored['id']}/dispute"
+    status, disputed, _ = await api.call("POST", path, token=agent, body={"reason": "语速正常"})
+    assert (status, disputed["dispute"]) == (200, "语速正常")
+    status, answer, _ = await api.call("POST", path, token=agent, body={"reason": "again"})
+    assert (status, answer["error"]) == (409, "dispute-exists")
+    _documented("POST", "/qa/scores/{id}/dispute", 409, "dispute-exists")
+    lines = api.audit.path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-2])["body"] == {"reason": "语速正常"}  # the dispute is audited
+    bad = {"call": "c9", "ticked": ["voice.shouting"]}
+    status, answer, _ = await api.call("POST", f"{PREFIX}/qa/scores", token=sup, body=bad)
+    assert (status, answer["error"]) == (400, "input-invalid")
+    status, answer, _ = await api.call(
+        "POST", f"{PREFIX}/qa/scores", token=sup, body={"call": "nope"}
+    )
+    assert (status, answer["error"]) == (404, "call-unknown")

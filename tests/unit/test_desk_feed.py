@@ -18,8 +18,7 @@ from ccserver.desk_streams import RedisDeskStreams
 from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.prompts import Prompts
-from ccserver.records import Records
-from ccserver.records.orders import Sla
+from tests.records import records_of
 from tests.unit.test_call_features import Scene, login, make_scene
 
 __all__ = ["make_scene"]  # the fixture, used by name
@@ -171,7 +170,7 @@ async def test_the_pop_lists_the_callers_open_orders_and_suggests_articles(
 ) -> None:
     scene = make_scene()
     history = History(tmp_path / "history.sqlite")
-    records = Records.open(history, Sla([]), warn_before_s=0)
+    records = records_of(history)
     book = records.orders
     try:
         fault = records.knowledge.add(title="报修受理", body="…", tags=["repair_order"], who="s")

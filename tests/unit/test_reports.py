@@ -295,6 +295,8 @@ def test_by_band_every_kpi_matches_the_hand_count(
         "fcr_same": 1.0,  # a1, a2 with a code: their repeats (self-service) had none
         "csat": 4.0,  # (5 + 3 + 4) / 3
         "csat_n": 3,
+        "qa": None,
+        "qa_n": 0,
     }
     # flat: g1 (greeting hang-up: lost, not an abandon), l1 (60 s), cb1 (callback reached)
     assert (flat["offered"], flat["queued"], flat["answered"], flat["agent_handled"]) == (
@@ -342,6 +344,8 @@ def test_by_band_every_kpi_matches_the_hand_count(
         "fcr_same": 0.6667,  # a1, a2, n1 have a code; only n1's next call had the same
         "csat": 4.0,
         "csat_n": 3,
+        "qa": None,
+        "qa_n": 0,
     }
 
 
