@@ -600,6 +600,13 @@ class WorkOrdersConfig(_Section):
         return rules
 
 
+class RecordingsConfig(_Section):
+    """How long call recordings are kept (docs/qa.md)."""
+
+    retention_days: int = Field(default=180, ge=0, le=36500)  # 0: kept until removed by hand
+    sweep_every_s: float = Field(default=3600.0, gt=0, le=86400)
+
+
 class QaConfig(_Section):
     """Quality inspection: the scoring form and which recorded calls inspectors get."""
 
@@ -636,6 +643,7 @@ class Config(_Section):
     wallboard: WallboardConfig = WallboardConfig()
     work_orders: WorkOrdersConfig = WorkOrdersConfig()
     qa: QaConfig = QaConfig()
+    recordings: RecordingsConfig = RecordingsConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:

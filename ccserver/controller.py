@@ -49,7 +49,7 @@ from ccserver.logs import log
 from ccserver.metrics import collector, instruments
 from ccserver.metrics.collector import WorkOrderCounts
 from ccserver.prompts import Prompts
-from ccserver.records import Records
+from ccserver.records import Records, recordings
 from ccserver.records.knowledge import KnowledgeBase
 from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
 from ccserver.records.qa import QaBook, load_form
@@ -239,6 +239,26 @@ class Controller:
                     log(logger, "qa.sampled", added=added)
             await asyncio.sleep(settings.sample_every_s)
 
+    async def _sweep_recordings(self) -> None:
+        """Delete recordings past their retention, now and then; count what is kept."""
+        settings = self.config.recordings
+        while True:
+            done = await asyncio.to_thread(
+                recordings.sweep, self.center.recordings, settings.retention_days
+            )
+            instruments.RECORDINGS_BYTES.set(done.kept_bytes)
+            if done.deleted:
+                instruments.RECORDINGS_DELETED.inc(done.deleted)
+                self.audit.action(
+                    "recordings.deleted",
+                    who="system",
+                    files=done.deleted,
+                    bytes=done.deleted_bytes,
+                    retention_days=settings.retention_days,
+                )
+                log(logger, "recordings.deleted", files=done.deleted, bytes=done.deleted_bytes)
+            await asyncio.sleep(settings.sweep_every_s)
+
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {
             "ari": self.ari.connected.is_set(),
@@ -302,6 +322,7 @@ class Controller:
             work_orders.chase_forever(self.center, self.records.orders, every), "orders"
         )
         self.center.spawn(self._sample_qa(), "qa-sampling")
+        self.center.spawn(self._sweep_recordings(), "recordings-retention")
         log(
             logger,
             "controller.started",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ccserver.acd import DIRECT_PREFIX
 from ccserver.records.orders import KINDS
@@ -103,6 +103,16 @@ WORK_ORDERS_OVERDUE = _counter(
     "ccserver_work_order_overdue",
     "Work orders that passed a deadline of the SLA table while open (each deadline once).",
     ("kind",),
+)
+
+
+RECORDINGS_BYTES = Gauge(
+    "ccserver_recordings_bytes",
+    "Bytes of call recordings kept, as of the last retention sweep.",
+    registry=REGISTRY,
+)
+RECORDINGS_DELETED = _counter(
+    "ccserver_recordings_deleted", "Call recordings deleted at the end of their retention."
 )
 
 

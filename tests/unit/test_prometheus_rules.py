@@ -54,6 +54,7 @@ CONTRACT_COUNTERS = {
     "ccserver_store_dropped_total",
     "ccserver_call_state_errors_total",
     "ccserver_work_order_overdue_total",
+    "ccserver_recordings_deleted_total",
 }
 CONTRACT_GAUGES = {
     "ccserver_calls_waiting",
@@ -77,6 +78,7 @@ CONTRACT_GAUGES = {
     "ccserver_notices_active",
     "ccserver_work_orders",
     "ccserver_work_orders_overdue",
+    "ccserver_recordings_bytes",
 }
 CONTRACT_HISTOGRAMS = {
     "ccserver_queue_wait_seconds",
