@@ -10,9 +10,9 @@ from typing import Any
 
 from ccserver.api import models
 from ccserver.api.auth import Role
-from ccserver.api.table import BODY_ERRORS, Ctx, Route
+from ccserver.api.table import BODY_ERRORS, Ctx, Route, number_param, records_of
 from ccserver.errors import CCServerError
-from ccserver.records.knowledge import KnowledgeBase
+from ccserver.records.knowledge import ArticleText, KnowledgeBase
 
 _ARTICLE_ID = (("id", "the article's number"),)
 _UNAVAILABLE = (503, "knowledge-unavailable")
@@ -20,30 +20,21 @@ LOOKUPS_DAYS = 7
 
 
 def _kb(ctx: Ctx) -> KnowledgeBase:
-    if ctx.services.records is None:
-        raise CCServerError(
-            "the knowledge base lives in the history store, which this server has not opened",
-            slug="knowledge-unavailable",
-            status=503,
-        )
-    return ctx.services.records.knowledge
+    return records_of(ctx, "knowledge-unavailable").knowledge
 
 
 def _article_id(ctx: Ctx) -> int:
-    raw = ctx.params["id"]
-    if not raw.isdigit():
-        raise CCServerError(f"no article {raw!r}: numbers only", slug="article-unknown", status=404)
-    return int(raw)
+    return number_param(ctx, "article", "article-unknown")
 
 
-def _fields(body: models.ArticleInput) -> dict[str, Any]:
-    return {
-        "title": body.title,
-        "body": body.body,
-        "tags": body.tags,
-        "valid_from": None if body.valid_from is None else body.valid_from.timestamp(),
-        "valid_until": None if body.valid_until is None else body.valid_until.timestamp(),
-    }
+def _text(body: models.ArticleInput) -> ArticleText:
+    return ArticleText(
+        title=body.title,
+        body=body.body,
+        tags=tuple(body.tags),
+        valid_from=None if body.valid_from is None else body.valid_from.timestamp(),
+        valid_until=None if body.valid_until is None else body.valid_until.timestamp(),
+    )
 
 
 async def _search(ctx: Ctx) -> Any:
@@ -79,7 +70,7 @@ async def _read(ctx: Ctx) -> Any:
 async def _add(ctx: Ctx) -> Any:
     body = ctx.body
     assert isinstance(body, models.ArticleInput)
-    article = await asyncio.to_thread(_kb(ctx).add, who=ctx.who.name, **_fields(body))
+    article = await asyncio.to_thread(_kb(ctx).add, _text(body), who=ctx.who.name)
     return article.to_dict()
 
 
@@ -87,7 +78,7 @@ async def _update(ctx: Ctx) -> Any:
     body = ctx.body
     assert isinstance(body, models.ArticleInput)
     article = await asyncio.to_thread(
-        _kb(ctx).update, _article_id(ctx), who=ctx.who.name, **_fields(body)
+        _kb(ctx).update, _article_id(ctx), _text(body), who=ctx.who.name
     )
     return article.to_dict()
 

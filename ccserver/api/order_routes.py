@@ -12,8 +12,7 @@ from typing import Any
 
 from ccserver.api import models
 from ccserver.api.auth import Role
-from ccserver.api.table import BODY_ERRORS, Ctx, Route, TextBody
-from ccserver.errors import CCServerError
+from ccserver.api.table import BODY_ERRORS, Ctx, Route, TextBody, number_param, records_of
 from ccserver.records.orders import WorkOrderBook, to_csv
 
 _ORDER_ID = (("id", "the work order's number"),)
@@ -22,22 +21,11 @@ _MOVE_ERRORS = ((404, "order-unknown"), (409, "invalid-state"), _UNAVAILABLE)
 
 
 def _book(ctx: Ctx) -> WorkOrderBook:
-    if ctx.services.records is None:
-        raise CCServerError(
-            "work orders live in the history store, which this server has not opened",
-            slug="orders-unavailable",
-            status=503,
-        )
-    return ctx.services.records.orders
+    return records_of(ctx, "orders-unavailable").orders
 
 
 def _order_id(ctx: Ctx) -> int:
-    raw = ctx.params["id"]
-    if not raw.isdigit():
-        raise CCServerError(
-            f"no work order {raw!r}: numbers only", slug="order-unknown", status=404
-        )
-    return int(raw)
+    return number_param(ctx, "work order", "order-unknown")
 
 
 async def _find(ctx: Ctx) -> list[Any]:

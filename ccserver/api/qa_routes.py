@@ -9,7 +9,7 @@ from typing import Any
 
 from ccserver.api import models
 from ccserver.api.auth import Role
-from ccserver.api.table import BODY_ERRORS, Ctx, Route
+from ccserver.api.table import BODY_ERRORS, Ctx, Route, number_param, records_of
 from ccserver.errors import CCServerError
 from ccserver.records.qa import QaBook
 
@@ -18,20 +18,11 @@ _UNAVAILABLE = (503, "qa-unavailable")
 
 
 def _qa(ctx: Ctx) -> QaBook:
-    if ctx.services.records is None:
-        raise CCServerError(
-            "quality inspection lives in the history store, which this server has not opened",
-            slug="qa-unavailable",
-            status=503,
-        )
-    return ctx.services.records.qa
+    return records_of(ctx, "qa-unavailable").qa
 
 
 def _score_id(ctx: Ctx) -> int:
-    raw = ctx.params["id"]
-    if not raw.isdigit():
-        raise CCServerError(f"no score {raw!r}: numbers only", slug="score-unknown", status=404)
-    return int(raw)
+    return number_param(ctx, "score", "score-unknown")
 
 
 def _own(ctx: Ctx, score: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from ccserver.api.auth import Principal, RateLimiter, Role
 from ccserver.api.backend import ApiBackend
 from ccserver.api.sessions import Sessions
+from ccserver.errors import CCServerError
 from ccserver.records import Records
 
 PREFIX = "/api/v1"
@@ -91,3 +92,22 @@ class Route:
     @property
     def full_path(self) -> str:
         return PREFIX + self.path
+
+
+def records_of(ctx: Ctx, slug: str) -> Records:
+    """The service records, or `slug` (503) on a server without a history store."""
+    if ctx.services.records is None:
+        raise CCServerError(
+            "this lives in the history store, which this server has not opened",
+            slug=slug,
+            status=503,
+        )
+    return ctx.services.records
+
+
+def number_param(ctx: Ctx, what: str, slug: str) -> int:
+    """The path parameter `id` as the number of a `what`; `slug` (404) when it is not one."""
+    raw = ctx.params["id"]
+    if not raw.isdigit():
+        raise CCServerError(f"no {what} {raw!r}: numbers only", slug=slug, status=404)
+    return int(raw)

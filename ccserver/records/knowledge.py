@@ -69,6 +69,28 @@ def match_expression(query: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class ArticleText:
+    """What a supervisor writes: the title, the Markdown body, the tags (kept trimmed and
+    lower-case, each once) and the validity period (epoch seconds; None: open)."""
+
+    title: str
+    body: str = ""
+    tags: tuple[str, ...] = ()
+    valid_from: float | None = None
+    valid_until: float | None = None
+
+    def kept_tags(self) -> list[str]:
+        return sorted({t.strip().lower() for t in self.tags if t.strip()})
+
+    def check(self) -> None:
+        if not self.title.strip():
+            raise InputError("an article needs a title")
+        start, end = self.valid_from, self.valid_until
+        if start is not None and end is not None and end <= start:
+            raise InputError("valid_until must be after valid_from")
+
+
+@dataclass(frozen=True)
 class Article:
     id: int
     title: str
@@ -118,54 +140,37 @@ class KnowledgeBase:
         self.history = history
 
     # --- changes -------------------------------------------------------------------------
-    def add(
-        self,
-        *,
-        title: str,
-        body: str,
-        tags: Iterable[str],
-        who: str,
-        valid_from: float | None = None,
-        valid_until: float | None = None,
-        now: float | None = None,
-    ) -> Article:
-        at = time.time() if now is None else now
-        kept = _tags(tags)
-        _check(title, valid_from, valid_until)
-        with self.history.records() as db:
-            cursor = db.execute(
-                f"INSERT INTO kb_articles ({_COLUMNS.removeprefix('id, ')}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
-                (title, body, valid_from, valid_until, at, who, at, who),
-            )
-            article_id = int(cursor.lastrowid or 0)
-            _index(db, article_id, title, body, kept)
-            return _load(db, article_id)
+    def add(self, text: ArticleText, *, who: str, now: float | None = None) -> Article:
+        return self._save(None, text, who, now)
 
     def update(
-        self,
-        article_id: int,
-        *,
-        title: str,
-        body: str,
-        tags: Iterable[str],
-        who: str,
-        valid_from: float | None = None,
-        valid_until: float | None = None,
-        now: float | None = None,
+        self, article_id: int, text: ArticleText, *, who: str, now: float | None = None
     ) -> Article:
         """Replace an article's text, tags and validity (its views are kept)."""
+        return self._save(article_id, text, who, now)
+
+    def _save(
+        self, article_id: int | None, text: ArticleText, who: str, now: float | None
+    ) -> Article:
         at = time.time() if now is None else now
-        kept = _tags(tags)
-        _check(title, valid_from, valid_until)
+        text.check()
+        values = (text.title, text.body, text.valid_from, text.valid_until, at, who)
         with self.history.records() as db:
-            _load(db, article_id)
-            db.execute(
-                "UPDATE kb_articles SET title = ?, body = ?, valid_from = ?, valid_until = ?, "
-                "updated_at = ?, updated_by = ? WHERE id = ?",
-                (title, body, valid_from, valid_until, at, who, article_id),
-            )
-            _index(db, article_id, title, body, kept)
+            if article_id is None:
+                cursor = db.execute(
+                    "INSERT INTO kb_articles (title, body, valid_from, valid_until, updated_at, "
+                    "updated_by, created_at, created_by, views) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0)",
+                    (*values, at, who),
+                )
+                article_id = int(cursor.lastrowid or 0)
+            else:
+                _load(db, article_id)
+                db.execute(
+                    "UPDATE kb_articles SET title = ?, body = ?, valid_from = ?, "
+                    "valid_until = ?, updated_at = ?, updated_by = ? WHERE id = ?",
+                    (*values, article_id),
+                )
+            _index(db, article_id, text)
             return _load(db, article_id)
 
     def delete(self, article_id: int) -> None:
@@ -273,19 +278,9 @@ class KnowledgeBase:
         return {article_id: tuple(tags) for article_id, tags in found.items()}
 
 
-def _tags(tags: Iterable[str]) -> list[str]:
-    """Tags are kept trimmed and lower-case, each once."""
-    return sorted({t.strip().lower() for t in tags if t.strip()})
-
-
-def _check(title: str, valid_from: float | None, valid_until: float | None) -> None:
-    if not title.strip():
-        raise InputError("an article needs a title")
-    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        raise InputError("valid_until must be after valid_from")
-
-
-def _index(db: sqlite3.Connection, article_id: int, title: str, body: str, tags: list[str]) -> None:
+def _index(db: sqlite3.Connection, article_id: int, text: ArticleText) -> None:
+    tags = text.kept_tags()
+    title, body = text.title, text.body
     db.execute("DELETE FROM kb_article_tags WHERE article_id = ?", (article_id,))
     db.executemany(
         "INSERT INTO kb_article_tags (article_id, tag) VALUES (?, ?)",

@@ -36,6 +36,7 @@ from ccserver.history import History
 from ccserver.ivr.notices import KEY, Notice, NoticeBoard
 from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
+from ccserver.records.knowledge import ArticleText
 from ccserver.records.orders import Sla, SlaRule
 from ccserver.seats import SeatLedger
 from tests.records import records_of
@@ -385,7 +386,7 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     await history.flush()
     records.qa.score("c9", inspector="supervisor", ticked=["voice.clear"], deducted=[])
     records.knowledge.add(
-        title="电费缴纳方式", body="网上国网App缴纳电费。", tags=["billing"], who="sup"
+        ArticleText("电费缴纳方式", "网上国网App缴纳电费。", ("billing",)), who="sup"
     )
     app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600), records=records)
     server = TestServer(app, host="127.0.0.1")

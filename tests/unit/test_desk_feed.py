@@ -18,6 +18,7 @@ from ccserver.desk_streams import RedisDeskStreams
 from ccserver.history import History
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.prompts import Prompts
+from ccserver.records.knowledge import ArticleText
 from tests.records import records_of
 from tests.unit.test_call_features import Scene, login, make_scene
 
@@ -173,8 +174,8 @@ async def test_the_pop_lists_the_callers_open_orders_and_suggests_articles(
     records = records_of(history)
     book = records.orders
     try:
-        fault = records.knowledge.add(title="报修受理", body="…", tags=["repair_order"], who="s")
-        records.knowledge.add(title="电费", body="…", tags=["billing"], who="s")
+        fault = records.knowledge.add(ArticleText("报修受理", "…", ("repair_order",)), who="s")
+        records.knowledge.add(ArticleText("电费", "…", ("billing",)), who="s")
         mine = book.open("fault", who="ivr", caller="13800000001")
         done = book.open("enquiry", who="ivr", caller="13800000001")
         book.move(done.id, "cancelled", who="sup")

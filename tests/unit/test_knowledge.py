@@ -10,7 +10,7 @@ import pytest
 
 from ccserver.errors import CCServerError
 from ccserver.history import History
-from ccserver.records.knowledge import KnowledgeBase, match_expression, segment
+from ccserver.records.knowledge import ArticleText, KnowledgeBase, match_expression, segment
 
 T0 = 1_800_000_000.0
 DAY = 86400.0
@@ -24,31 +24,22 @@ def kb(tmp_path: Path) -> Iterator[KnowledgeBase]:
 
 
 def _seed(kb: KnowledgeBase) -> dict[str, int]:
-    articles = {
-        "bill": kb.add(
-            title="电费缴纳方式",
-            body="客户可通过网上国网App、银行代扣或营业厅缴纳电费。Customers may pay online.",
-            tags=["billing", "account_balance"],
-            who="sup",
-            now=T0,
+    texts = {
+        "bill": ArticleText(
+            "电费缴纳方式",
+            "客户可通过网上国网App、银行代扣或营业厅缴纳电费。Customers may pay online.",
+            ("billing", "account_balance"),
         ),
-        "outage": kb.add(
-            title="计划停电查询",
-            body="计划检修停电提前七天公告，客户可拨打95598查询停电范围和恢复时间。",
-            tags=["repair", "fault-reported"],
-            who="sup",
-            now=T0,
+        "outage": ArticleText(
+            "计划停电查询",
+            "计划检修停电提前七天公告，客户可拨打95598查询停电范围和恢复时间。",
+            ("repair", "fault-reported"),
         ),
-        "old": kb.add(
-            title="2025年阶梯电价调整",
-            body="旧的阶梯电价方案，已废止。",
-            tags=["billing"],
-            who="sup",
-            valid_until=T0 + DAY,
-            now=T0,
+        "old": ArticleText(
+            "2025年阶梯电价调整", "旧的阶梯电价方案，已废止。", ("billing",), valid_until=T0 + DAY
         ),
     }
-    return {name: article.id for name, article in articles.items()}
+    return {name: kb.add(text, who="sup", now=T0).id for name, text in texts.items()}
 
 
 def test_segmenting_cuts_chinese_into_bigrams_and_leaves_the_rest() -> None:
@@ -86,7 +77,7 @@ def test_expired_articles_are_neither_found_nor_suggested(kb: KnowledgeBase) -> 
 
 def test_suggestions_rank_by_tags_shared_then_by_reads(kb: KnowledgeBase) -> None:
     ids = _seed(kb)
-    extra = kb.add(title="报修流程", body="…", tags=["repair"], who="sup", now=T0)
+    extra = kb.add(ArticleText("报修流程", "…", ("repair",)), who="sup", now=T0)
     for _ in range(3):
         kb.read(extra.id, who="agent:1001", now=T0 + 10)
     call_tags = ["repair", "fault-reported", "main_menu"]
@@ -112,7 +103,7 @@ def test_reads_are_counted_and_kept_by_reader(kb: KnowledgeBase) -> None:
 def test_updating_reindexes_and_deleting_forgets(kb: KnowledgeBase) -> None:
     ids = _seed(kb)
     kb.update(
-        ids["outage"], title="临时停电", body="抢修期间的临时停电。", tags=["Repair "], who="sup2"
+        ids["outage"], ArticleText("临时停电", "抢修期间的临时停电。", ("Repair ",)), who="sup2"
     )
     assert kb.search("恢复时间", now=T0) == []
     ((found, _),) = kb.search("抢修", now=T0)
@@ -129,8 +120,8 @@ def test_bad_input_is_refused_with_a_slug(kb: KnowledgeBase) -> None:
         kb.search("？！")
     assert empty.value.slug == "input-invalid"
     with pytest.raises(CCServerError) as period:
-        kb.add(title="x", body="", tags=[], who="s", valid_from=T0, valid_until=T0)
+        kb.add(ArticleText("x", valid_from=T0, valid_until=T0), who="s")
     assert "valid_until must be after valid_from" in period.value.message
     with pytest.raises(CCServerError):
-        kb.add(title="  ", body="", tags=[], who="s")
+        kb.add(ArticleText("  "), who="s")
     assert kb.articles() == []
