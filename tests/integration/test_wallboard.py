@@ -48,6 +48,10 @@ SHOWN_WITHIN_S = 2.0
 CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ = 1000.0, 600.0, 1400.0  # the supervisor: the page's mic
 
 
+COMPLAINT_SLA = {"kind": "complaint", "state": "resolved", "within_s": 2}
+"""Complaints here must be resolved within 2 s, so that one is overdue at once."""
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     yield from start_stack(
@@ -57,6 +61,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         hotline=["95598", "95599"],
         prometheus=True,
         alertmanager={"group_wait_s": 0, "group_interval_s": 1, "repeat_interval_s": 60},
+        work_orders={"sla": [COMPLAINT_SLA], "warn_before_s": 0, "check_every_s": 0.5},
     )
 
 
@@ -278,3 +283,22 @@ def test_a_long_wait_fires_an_alert_that_reaches_the_banner_and_tv_mode(
     finally:
         caller.stop()
         phone.stop()
+
+
+def test_an_overdue_work_order_is_listed_in_the_banner_until_it_is_resolved(
+    live: LiveStack, page: WebDriver
+) -> None:
+    status, order = live.api(
+        "POST", "/orders", {"kind": "complaint", "caller": "13800000009"}, token="supervisor"
+    )
+    assert status == 201, order
+    chased = f"window.board.last.orders.some(o => o.id === {order['id']} && o.escalation === 2)"
+    wait_js(page, chased, timeout=15)
+    assert page.find_element(By.ID, "banner").is_displayed()
+    item = page.find_element(By.CSS_SELECTOR, "#orders li.overdue")
+    assert str(order["id"]) in item.text and "投诉" in item.text, item.text
+    status, _ = live.api(
+        "POST", f"/orders/{order['id']}/state", {"state": "resolved"}, token="supervisor"
+    )
+    assert status == 200
+    wait_js(page, f"!window.board.last.orders.some(o => o.id === {order['id']})", timeout=15)
