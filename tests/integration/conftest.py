@@ -293,6 +293,7 @@ def start_stack(
     supervision: dict[str, Any] | None = None,
     alertmanager: dict[str, Any] | None = None,
     work_orders: dict[str, Any] | None = None,
+    qa: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
@@ -301,7 +302,7 @@ def start_stack(
     `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
     `tls` is the `[tls]` section (default: off); `phones` adds to the phones section,
     `asterisk` to the asterisk one, `alertmanager` to that one (it runs with Prometheus),
-    `supervision` is that section, `work_orders` that one (default: the shipped SLA)."""
+    `supervision` is that section, `work_orders` and `qa` those (default: as shipped)."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -341,6 +342,7 @@ def start_stack(
         "tls": tls or {},
         "supervision": supervision or {},
         "work_orders": work_orders or {},
+        "qa": qa or {},
     }
     config = config_mod.Config.model_validate(data)
     # Room for every test's agents and callers; the licensing tests install their own.

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import statistics
 import time
 from collections.abc import Iterator
@@ -454,3 +455,34 @@ def test_time_from_queue_to_ringing_page(live: LiveStack, browser: WebDriver) ->
     }
     _artifact("ring-delay.json", figures)
     assert all(d > 0 for d in delays)
+
+
+def test_an_agent_reads_its_quality_score_and_disputes_it_once(
+    live: LiveStack, browser: WebDriver
+) -> None:
+    path = live.config.run_dir / live.config.controller.history_db
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT call_id FROM calls WHERE agent = ? LIMIT 1", (DESK_AGENT,))
+        (call_id,) = row.fetchone()  # the first test's call, talked at the page
+    finally:
+        db.close()
+    body = {"call": call_id, "ticked": ["attitude.warm"], "comment": "热情"}
+    status, score = live.api("POST", "/qa/scores", body, token="supervisor")
+    assert status == 201 and score["agent"] == DESK_AGENT, score
+    log_in(browser, live)
+    click(browser, "qa-mine")
+    item = f"#qa-scores li[data-score='{score['id']}']"
+    wait_js(browser, f'document.querySelector("{item}") !== null')
+    line = browser.find_element(By.CSS_SELECTOR, item)
+    assert "9 / 63" in line.text and "热情" in line.text
+    line.find_element(By.TAG_NAME, "input").send_keys("我很热情")
+    line.find_element(By.TAG_NAME, "button").click()
+    wait_js(browser, f"document.querySelector(\"{item}\").textContent.includes('我很热情')")
+    status, again = live.api(
+        "POST",
+        f"/qa/scores/{score['id']}/dispute",
+        {"reason": "again"},
+        token=f"agent:{DESK_AGENT}",
+    )
+    assert (status, again["error"]) == (409, "dispute-exists")

@@ -34,7 +34,7 @@ pytestmark = pytest.mark.integration
 PAGE = "wallboard"
 ACD = {
     "queues": [
-        {"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0},
+        {"name": "general", "skills": {"general": 1}, "wrap_up_s": 0.0, "record": True},
         {"name": "billing", "skills": {"billing": 1}, "wrap_up_s": 0.0},
     ],
     "entry": {"95599": "billing"},
@@ -62,6 +62,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         prometheus=True,
         alertmanager={"group_wait_s": 0, "group_interval_s": 1, "repeat_interval_s": 60},
         work_orders={"sla": [COMPLAINT_SLA], "warn_before_s": 0, "check_every_s": 0.5},
+        qa={"random_pct": 100.0, "sample_every_s": 1.0},  # every recorded call, at once
     )
 
 
@@ -302,3 +303,32 @@ def test_an_overdue_work_order_is_listed_in_the_banner_until_it_is_resolved(
     )
     assert status == 200
     wait_js(page, f"!window.board.last.orders.some(o => o.id === {order['id']})", timeout=15)
+
+
+def test_an_inspector_scores_a_recorded_call_from_the_page(
+    live: LiveStack, page: WebDriver
+) -> None:
+    """The general queue records; sampling puts every recorded call in the inspectors'
+    queue (the first test made ten)."""
+    page.get(tls.controller_url(live.config, "/wallboard/"))
+    wait_js(page, "window.board.up && window.board.last")
+    page.find_element(By.ID, "qa-load").click()
+    wait_js(page, "document.querySelectorAll('#qa-queue tbody tr').length > 0")
+    row = page.find_element(By.CSS_SELECTOR, "#qa-queue tbody tr")
+    call_id = row.get_attribute("data-call")
+    row.find_element(By.CSS_SELECTOR, "button[data-action=score]").click()
+    for item in ("voice.clear", "voice.pace", "phrases.mandarin"):
+        page.find_element(By.CSS_SELECTOR, f"input[data-qa='{item}']").click()
+    forbidden = page.find_element(By.CSS_SELECTOR, "input[data-qa='phrases.forbidden']")
+    forbidden.clear()
+    forbidden.send_keys("1")
+    page.find_element(By.ID, "qa-comment").send_keys("开头语不完整")
+    page.find_element(By.CSS_SELECTOR, "#qa-form button[type=submit]").click()
+    wait_js(page, "document.getElementById('qa-result').textContent === '5 / 63'")  # 4 + 3 − 2
+    status, scores = live.api("GET", "/qa/scores", token="supervisor")
+    assert status == 200
+    (score,) = [s for s in scores if s["call_id"] == call_id]
+    phrases = next(sec for sec in score["sheet"]["sections"] if sec["id"] == "phrases")
+    assert (phrases["earned"], phrases["deducted"], phrases["points"]) == (3, 2, 1)
+    assert score["comment"] == "开头语不完整" and score["inspector"] == "supervisor"
+    shot(page, PAGE, "qa")

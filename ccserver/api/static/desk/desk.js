@@ -283,6 +283,36 @@ $("order-form").addEventListener("submit", async (ev) => {
   }
 });
 
+// --- my quality scores: read them, dispute one once ------------------------------------------
+$("qa-mine").addEventListener("click", loadScores);
+
+async function loadScores() {
+  const scores = await act("scores", () => api("GET", "/qa/scores"));
+  if (!scores) return;
+  $("qa-scores").replaceChildren(...scores.map((s) => {
+    const li = document.createElement("li");
+    li.dataset.score = s.id;
+    li.textContent = `${s.call_id} · ${s.total} / ${s.max_points}${s.comment ? " · " + s.comment : ""} `;
+    if (s.disputed_at) {
+      li.append(`(${t("disputed")}: ${s.dispute})`);
+      return li;
+    }
+    const reason = document.createElement("input");
+    reason.placeholder = t("dispute_reason");
+    reason.maxLength = 4000;
+    const send = document.createElement("button");
+    send.type = "button";
+    send.textContent = t("dispute");
+    send.addEventListener("click", async () => {
+      if (!reason.value.trim()) { reason.focus(); return; }
+      const done = await act("dispute", () => api("POST", `/qa/scores/${s.id}/dispute`, { reason: reason.value.trim() }));
+      if (done) loadScores();
+    });
+    li.append(reason, send);
+    return li;
+  }));
+}
+
 // --- the phone -------------------------------------------------------------------------------
 function startPhone(sip) {
   const link = {

@@ -25,6 +25,8 @@ export const WORDS = {
     k_enquiry: "咨询", o_new: "新建", o_dispatched: "已派工", "o_on-site": "已到现场",
     o_resolved: "已处理", overdue: "已超期", due_soon: "即将到期",
     kb: "知识库", kb_query: "输入关键词", kb_search: "搜索", kb_none: "没有找到相关文章",
+    my_scores: "我的质检", refresh: "刷新", dispute: "申诉", disputed: "已申诉",
+    dispute_reason: "申诉理由",
   },
   en: {
     title: "Agent desk", sip: "Phone", events: "Events", logout: "Log out", login: "Log in",
@@ -54,6 +56,8 @@ export const WORDS = {
     overdue: "overdue", due_soon: "due soon",
     kb: "Knowledge base", kb_query: "Words to look up", kb_search: "Search",
     kb_none: "No article found",
+    my_scores: "My quality scores", refresh: "Refresh", dispute: "Dispute",
+    disputed: "disputed", dispute_reason: "Why you dispute it",
   },
 };
 

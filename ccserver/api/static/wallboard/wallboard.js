@@ -30,6 +30,9 @@ const WORDS = {
     "s_wrap-up": "话后处理", "s_logged-out": "未登录",
     order: "工单", overdue: "已超期", due_soon: "即将到期", due: "应于",
     "k_fault": "故障报修", "k_complaint": "投诉", "k_business": "业务办理", "k_enquiry": "咨询",
+    qa: "质检", qa_load: "待质检录音", qa_comment: "评语", qa_submit: "提交评分", score: "评分",
+    "r_queue": "队列必检", "r_csat": "差评", "r_long": "长通话", "r_random": "随机抽检",
+    "r_weekly": "每周抽检",
   },
   en: {
     title: "Wallboard", events: "Events", my_phone: "My phone", tv: "TV mode", logout: "Log out",
@@ -50,6 +53,9 @@ const WORDS = {
     order: "Work order", overdue: "overdue", due_soon: "due soon", due: "due",
     "k_fault": "fault", "k_complaint": "complaint", "k_business": "business",
     "k_enquiry": "enquiry",
+    qa: "Quality", qa_load: "Calls to inspect", qa_comment: "Comment", qa_submit: "Submit score",
+    score: "Score", "r_queue": "queue", "r_csat": "low rating", "r_long": "long call",
+    "r_random": "random", "r_weekly": "weekly",
   },
 };
 const board = {
@@ -417,6 +423,74 @@ async function showCall(id) {
     $("player").play().catch(() => {});
   };
 }
+
+// --- quality inspection: the queue sampling filled, the form, a score -------------------------
+const qa = { form: null, call: null };
+
+$("qa-load").addEventListener("click", loadQa);
+
+async function loadQa() {
+  qa.form = qa.form || await act("qa form", () => api("GET", "/qa/form"));
+  const queue = await act("qa queue", () => api("GET", "/qa/queue"));
+  if (!qa.form || !queue) return;
+  const body = $("qa-queue").querySelector("tbody");
+  body.replaceChildren();
+  for (const item of queue) {
+    const row = body.insertRow();
+    row.dataset.call = item.call_id;
+    cell(row, item.call_id);
+    cell(row, item.agent);
+    cell(row, t("r_" + item.rule));
+    const actions = cell(row, "");
+    actions.append(button(t("play"), () => showCall(item.call_id), "play"));
+    actions.append(button(t("score"), () => openScore(item), "score"));
+  }
+}
+
+function openScore(item) {
+  qa.call = item.call_id;
+  $("qa-call").textContent = `${item.call_id} · ${item.agent}`;
+  $("qa-result").textContent = "";
+  $("qa-comment").value = "";
+  const sections = $("qa-sections");
+  sections.replaceChildren();
+  for (const section of qa.form.sections) {
+    const set = document.createElement("fieldset");
+    const legend = document.createElement("legend");
+    legend.textContent = `${section.title} (${section.points})`;
+    set.append(legend);
+    for (const item of section.items) set.append(qaInput("checkbox", `${section.id}.${item.id}`, `${item.text} +${item.points}`));
+    for (const item of section.deductions) set.append(qaInput("number", `${section.id}.${item.id}`, `${item.text} −${item.points}`));
+    sections.append(set);
+  }
+  $("qa-form").hidden = false;
+}
+
+function qaInput(type, id, text) {
+  const label = document.createElement("label");
+  const input = document.createElement("input");
+  input.type = type;
+  input.dataset.qa = id;
+  if (type === "number") { input.min = "0"; input.max = "9"; input.value = "0"; input.size = 2; }
+  label.append(input, ` ${text}`);
+  return label;
+}
+
+$("qa-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const ticked = [...document.querySelectorAll("#qa-sections input[type=checkbox]:checked")].map((i) => i.dataset.qa);
+  const deducted = [];
+  for (const input of document.querySelectorAll("#qa-sections input[type=number]")) {
+    for (let n = 0; n < Number(input.value); n += 1) deducted.push(input.dataset.qa);
+  }
+  const body = { call: qa.call, ticked, deducted };
+  if ($("qa-comment").value.trim()) body.comment = $("qa-comment").value.trim();
+  const score = await act("score", () => api("POST", "/qa/scores", body));
+  if (score) {
+    $("qa-result").textContent = `${score.total} / ${score.max_points}`;
+    loadQa();
+  }
+});
 
 // --- start -----------------------------------------------------------------------------------
 translate();
