@@ -13,11 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from ccserver import config as config_mod
-from ccserver import license_cli, report_cli
+from ccserver import license_cli, orders_cli, report_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
 from ccserver.loadtest import cli as loadtest_cli
-from ccserver.records import cli as orders_cli
 from ccserver.workforce import cli as workforce_cli
 
 
