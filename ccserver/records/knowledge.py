@@ -196,12 +196,6 @@ class KnowledgeBase:
             return _load(db, article_id)
 
     # --- reads ---------------------------------------------------------------------------
-    def get(self, article_id: int) -> Article:
-        rows = self.history.query(f"SELECT {_COLUMNS} FROM kb_articles WHERE id = ?", (article_id,))
-        if not rows:
-            raise ArticleUnknown(f"no article {article_id}")
-        return _article(rows[0], self._tags_of([article_id]).get(article_id, ()))
-
     def articles(self) -> list[Article]:
         """Every article, expired ones too, most read first."""
         rows = self.history.query(f"SELECT {_COLUMNS} FROM kb_articles ORDER BY views DESC, id")

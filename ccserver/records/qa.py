@@ -332,20 +332,6 @@ _SCORE_COLUMNS = (
 )
 
 
-def agent_averages(
-    db: sqlite3.Connection, start: float, end: float
-) -> dict[str, tuple[int, float]]:
-    """Per agent, the scores of calls that arrived in [start, end): how many, and their
-    average as a share of the form's maximum."""
-    rows = db.execute(
-        "SELECT s.agent, count(*) AS n, avg(s.total / s.max_points) AS share FROM qa_scores s "
-        "JOIN calls c ON c.call_id = s.call_id WHERE c.arrived_at >= ? AND c.arrived_at < ? "
-        "GROUP BY s.agent",
-        (start, end),
-    ).fetchall()
-    return {row[0]: (int(row[1]), float(row[2])) for row in rows}
-
-
 def _load(db: sqlite3.Connection, score_id: int) -> sqlite3.Row:
     row = db.execute(f"SELECT {_SCORE_COLUMNS} FROM qa_scores WHERE id = ?", (score_id,)).fetchone()
     if row is None:
