@@ -138,8 +138,8 @@ def test_a_fault_report_opens_a_work_order_then_reaches_repair_with_high_priorit
         "repair_kind",
         "fault_home",
         "repair_order",
-        "repair_order_said",
-        "repair_queue",
+        "repair_order_said",  # the number read back: the flow goes on only once the
+        "repair_queue",  # say node's playback on the caller's channel has finished
         "survey",  # the agent hung up first
     ], route["inputs"]
     assert (record["queue"], record["priority"], record["agent"]) == ("repair", 10, "1001")
@@ -156,8 +156,6 @@ def test_a_fault_report_opens_a_work_order_then_reaches_repair_with_high_priorit
     )
     assert order["calls"] == [record["id"]] and order["caller"] == record["caller"]
     assert [c["who"] for c in order["changes"][:2]] == ["ivr", "ivr"]  # opened, linked
-    # The number was read back: the flow goes on from a say node only once its playback on
-    # the caller's channel has finished.
 
     # Not dispatched within the SLA's 20 s: chased. The wallboard's channel shows it, the
     # gauge counts it, and the counter counted it once.
