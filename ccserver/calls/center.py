@@ -287,6 +287,9 @@ class CallCenter:
                     await self.routes.leg_gone[leg.role](self, call, channel, cause)
 
     async def _stasis_start(self, event: AriEvent, channel: str) -> None:
+        if not channel:  # a malformed event: nothing to answer, hang up or register
+            log(logger, "call.stasis_without_channel", logging.WARNING, args=",".join(event.args))
+            return
         args = event.args
         kind = args[0] if args else ""
         leg = self.legs.get(channel)

@@ -170,6 +170,15 @@ async def talking(scene: Scene) -> Call:
     return call
 
 
+async def test_a_stasis_start_without_a_channel_is_ignored(
+    make_scene: Callable[..., Scene],
+) -> None:
+    """Found by the event fuzzer: it once started a session for the call id ""."""
+    scene = make_scene()
+    await scene.center.on_event(AriEvent("StasisStart", {"args": ["inbound", "95598"]}))
+    assert scene.center.calls == {} and scene.ari.made == []
+
+
 # --- queueing ------------------------------------------------------------------------------
 async def test_a_caller_holds_until_a_ready_agent_answers_then_they_talk_in_a_bridge(
     make_scene: Callable[..., Scene],
