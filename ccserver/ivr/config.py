@@ -23,6 +23,15 @@ def minutes(clock: str) -> int:
     return int(hours) * 60 + int(mins)
 
 
+def resolved_dir(path: Path) -> Path:
+    """A flows directory as given when absolute or present from here; else the one shipped
+    beside the package (so `ccserver` run from anywhere finds the reference flows)."""
+    if path.is_absolute() or path.exists():
+        return path
+    shipped = Path(__file__).resolve().parents[2] / path
+    return shipped if shipped.exists() else path
+
+
 class BusinessHours(BaseModel):
     """Open from `start` to `end` (local time, end excluded) on the ISO weekdays `days`
     (1 = Monday … 7 = Sunday)."""
@@ -97,12 +106,7 @@ class IvrConfig(BaseModel):
         return name
 
     def resolved_flows_dir(self) -> Path:
-        """`flows_dir` as given when absolute or present from here; else the one shipped
-        beside the package (so `ccserver` run from anywhere finds the reference flows)."""
-        if self.flows_dir.is_absolute() or self.flows_dir.exists():
-            return self.flows_dir
-        shipped = Path(__file__).resolve().parents[2] / self.flows_dir
-        return shipped if shipped.exists() else self.flows_dir
+        return resolved_dir(self.flows_dir)
 
     def zone(self) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(self.timezone)

@@ -346,6 +346,10 @@ def validate_dir(path: Path, known_queues: set[str]) -> tuple[dict[str, Flow], l
         issues += found
         if flow is None:
             continue
+        if flow.direction == "outbound":
+            message = "an outbound flow belongs in outbound.flows_dir (ivr_flows/outbound)"
+            found.append(FlowIssue(str(file), _line_of(raw, ["direction"]), message))
+            issues.append(found[-1])
         for number in flow.numbers:
             if number in claimed:
                 message = f"number {number!r} is already served by {claimed[number]}"
@@ -365,6 +369,34 @@ def load_flows(path: Path, known_queues: set[str]) -> dict[str, Flow]:
     if issues:
         raise FlowError("\n".join(str(issue) for issue in issues))
     log(logger, "ivr.flows-loaded", dir=str(path), numbers=",".join(sorted(flows)))
+    return flows
+
+
+def validate_outbound_dir(path: Path) -> tuple[dict[str, Flow], list[FlowIssue]]:
+    """Check every outbound flow in `path`. Returns the valid ones by flow name, and every
+    issue (a name used twice, an inbound flow)."""
+    flows: dict[str, Flow] = {}
+    if not path.is_dir():
+        return flows, [FlowIssue(str(path), 1, "is not a directory of flow files")]
+    issues: list[FlowIssue] = []
+    for file in sorted([*path.glob("*.yaml"), *path.glob("*.yml")]):
+        raw, flow, found = _read(file, set())
+        if flow is not None and flow.direction != "outbound":  # its other issues are moot
+            found = [FlowIssue(str(file), 1, "a flow here needs `direction: outbound`")]
+        if flow is not None and flow.flow in flows:
+            found.append(FlowIssue(str(file), _line_of(raw, ["flow"]), f"{flow.flow!r} twice"))
+        issues += found
+        if flow is not None and not found:
+            flows[flow.flow] = flow
+    return flows, sorted(issues)
+
+
+def load_outbound_flows(path: Path) -> dict[str, Flow]:
+    """The outbound flows by name, or FlowError listing every issue."""
+    flows, issues = validate_outbound_dir(path)
+    if issues:
+        raise FlowError("\n".join(str(issue) for issue in issues))
+    log(logger, "ivr.outbound-flows-loaded", dir=str(path), flows=",".join(flows))
     return flows
 
 

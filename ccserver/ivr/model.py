@@ -543,13 +543,24 @@ def _quoted_number(value: Any) -> Any:
 Number = Annotated[str, Field(pattern=NUMBER), BeforeValidator(_quoted_number)]
 
 
+OUTBOUND_FORBIDDEN = ("queue", "callback_offer", "transfer")
+"""Node kinds an outbound flow may not use: they hand a caller on to the center, and the
+customer of an outbound call did not call the center."""
+
+
 class Flow(_Strict):
-    """One IVR flow: what callers of `numbers` hear and press, from node `start`."""
+    """One IVR flow: what callers of `numbers` hear and press, from node `start`; or, for
+    an outbound flow, what a customer the center called hears (a follow-up, a survey)."""
 
     flow: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    """The flow's name, for logs and the call record."""
-    numbers: list[Number] = Field(min_length=1)
-    """The dialled numbers this flow serves (quoted: "95598")."""
+    """The flow's name, for logs and the call record (and how campaigns name an outbound
+    flow)."""
+    direction: Literal["inbound", "outbound"] = "inbound"
+    """inbound: callers of `numbers` run it; outbound: the dialer plays it to a customer it
+    called (files in `outbound.flows_dir`; no numbers, and no queue, callback_offer or
+    transfer nodes)."""
+    numbers: list[Number] = Field(default_factory=list)
+    """The dialled numbers this inbound flow serves (quoted: "95598")."""
     language: Language = "zh"
     """The language prompts start in: zh speaks `text`, en speaks `text_en`."""
     start: NodeId
@@ -558,6 +569,21 @@ class Flow(_Strict):
     """Node id → node."""
 
     _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @model_validator(mode="after")
+    def _direction(self) -> Flow:
+        if self.direction == "inbound" and not self.numbers:
+            raise ValueError("an inbound flow needs `numbers` (the dialled numbers it serves)")
+        if self.direction == "outbound":
+            if self.numbers:
+                raise ValueError("an outbound flow serves no dialled `numbers`: remove them")
+            for node_id, node in self.nodes.items():
+                if node.kind in OUTBOUND_FORBIDDEN:
+                    raise ValueError(
+                        f"node '{node_id}': an outbound flow cannot use a {node.kind} node "
+                        "(the customer did not call the center)"
+                    )
+        return self
 
     @field_validator("flow", mode="before")
     @classmethod

@@ -13,7 +13,14 @@ import pytest
 import yaml
 
 from ccserver.ivr import model
-from ccserver.ivr.loader import FlowError, load_flows, validate_dir, validate_file
+from ccserver.ivr.loader import (
+    FlowError,
+    load_flows,
+    load_outbound_flows,
+    validate_dir,
+    validate_file,
+    validate_outbound_dir,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = {"general", "billing", "repair", "business", "complaints"}
@@ -67,7 +74,7 @@ def test_the_schema_file_is_generated_from_the_model_and_accepts_the_95598_flow(
     shipped = (ROOT / "ivr_flows" / "flow.schema.json").read_text(encoding="utf-8")
     assert shipped == model.schema_json(), "run `.venv/bin/python -m ccserver.ivr.model`"
     schema = json.loads(shipped)
-    assert schema["required"] == ["flow", "numbers", "start", "nodes"]
+    assert schema["required"] == ["flow", "start", "nodes"]  # numbers: inbound flows only
     flow = yaml.safe_load((ROOT / "ivr_flows" / "95598.yaml").read_text(encoding="utf-8"))
     # Editors read `1:` keys as text, as JSON has no other; so does the loader.
     for node in flow["nodes"].values():
@@ -278,3 +285,47 @@ def test_bad_names_keys_and_prompt_shapes_are_explained_in_words(tmp_path: Path)
         f"{file}:{line_of(text, 'General')}: node 'agent': queue: "
         "'General' must be lower-case letters, digits, _ and -, starting with a letter",
     ]
+
+
+OUTBOUND = """\
+flow: poll
+direction: outbound
+start: rate
+nodes:
+  rate:
+    kind: survey
+    prompt: 请打分
+"""
+
+
+def test_outbound_flows_have_no_numbers_and_never_hand_the_customer_on(tmp_path: Path) -> None:
+    (tmp_path / "poll.yaml").write_text(OUTBOUND, encoding="utf-8")
+    flows, issues = validate_outbound_dir(tmp_path)
+    assert issues == [] and list(flows) == ["poll"]
+    assert check(tmp_path, OUTBOUND.replace("start:", 'numbers: ["100"]\nstart:')) == [
+        f"{tmp_path / 't.yaml'}:1: an outbound flow serves no dialled `numbers`: remove them"
+    ]
+    queued = OUTBOUND.replace("    kind: survey\n    prompt: 请打分", "    kind: queue")
+    (issue,) = check(tmp_path, queued)
+    assert "node 'rate': an outbound flow cannot use a queue node" in issue
+    inbound = BASE.replace('numbers: ["100"]\n', "")
+    (issue,) = check(tmp_path, inbound)
+    assert issue.endswith("an inbound flow needs `numbers` (the dialled numbers it serves)")
+
+
+def test_each_kind_of_flow_is_refused_in_the_other_s_directory(tmp_path: Path) -> None:
+    inbound_dir, outbound_dir = tmp_path / "in", tmp_path / "out"
+    inbound_dir.mkdir(), outbound_dir.mkdir()
+    (inbound_dir / "poll.yaml").write_text(OUTBOUND, encoding="utf-8")
+    (outbound_dir / "base.yaml").write_text(BASE, encoding="utf-8")
+    flows, issues = validate_dir(inbound_dir, QUEUES)
+    assert [str(i) for i in issues] == [
+        f"{inbound_dir / 'poll.yaml'}:2: an outbound flow belongs in outbound.flows_dir "
+        "(ivr_flows/outbound)"
+    ]
+    flows, issues = validate_outbound_dir(outbound_dir)
+    assert flows == {} and [str(i) for i in issues] == [
+        f"{outbound_dir / 'base.yaml'}:1: a flow here needs `direction: outbound`"
+    ]
+    with pytest.raises(FlowError, match="needs `direction: outbound`"):
+        load_outbound_flows(outbound_dir)
