@@ -195,6 +195,41 @@ _MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX IF NOT EXISTS qa_scores_agent ON qa_scores (agent, scored_at);
     CREATE INDEX IF NOT EXISTS qa_scores_call ON qa_scores (call_id);
     """,
+    # 6: outbound calls (`ccserver.records.outbound`): survey campaigns, the numbers they
+    # and the work orders' follow-ups dial; an order's follow-up state and rating. Orders
+    # closed before this version are not followed up (followup 'none').
+    """
+    ALTER TABLE work_orders ADD COLUMN followup TEXT;
+    ALTER TABLE work_orders ADD COLUMN rating INTEGER;
+    UPDATE work_orders SET followup = 'none' WHERE state IN ('closed', 'cancelled');
+    CREATE TABLE IF NOT EXISTS campaigns (
+        id             INTEGER PRIMARY KEY AUTOINCREMENT,
+        name           TEXT NOT NULL,
+        flow           TEXT NOT NULL,
+        max_concurrent INTEGER NOT NULL,
+        cps            REAL NOT NULL,
+        attempts       INTEGER NOT NULL,
+        retry_s        REAL NOT NULL,
+        state          TEXT NOT NULL,
+        created_at     REAL NOT NULL,
+        created_by     TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS outbound_calls (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        campaign   INTEGER,
+        work_order INTEGER,
+        number     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        result     TEXT,
+        rating     INTEGER,
+        answers    TEXT NOT NULL,
+        tries      TEXT NOT NULL,
+        next_at    REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS outbound_calls_due ON outbound_calls (state, next_at);
+    CREATE INDEX IF NOT EXISTS outbound_calls_campaign ON outbound_calls (campaign, id);
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 

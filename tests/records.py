@@ -9,6 +9,7 @@ from ccserver.history import History
 from ccserver.records import Records
 from ccserver.records.knowledge import KnowledgeBase
 from ccserver.records.orders import Sla, WorkOrderBook
+from ccserver.records.outbound import OutboundBook
 from ccserver.records.qa import QaBook, SamplingRules, load_form
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -25,4 +26,5 @@ def records_of(
         orders=WorkOrderBook(history, sla or Sla([]), warn_before_s=warn_before_s),
         knowledge=KnowledgeBase(history),
         qa=QaBook(history, load_form(), rules or SamplingRules(), ZONE),
+        outbound=OutboundBook(history),
     )

@@ -1,5 +1,7 @@
 """The service records a call leaves behind: work orders (`orders`) and their chasing, the
-knowledge base agents answer from (`knowledge`), and quality inspection (`qa`).
+knowledge base agents answer from (`knowledge`), quality inspection (`qa`), and the
+outbound calls — orders' follow-ups and survey campaigns — with their results
+(`outbound`).
 
 They live in the history store (`ccserver.history`: same file, same versioned migrations)
 and know nothing of calls in progress or of telephony: call control, the API and the CLI
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 
 from ccserver.records.knowledge import KnowledgeBase
 from ccserver.records.orders import WorkOrderBook
+from ccserver.records.outbound import OutboundBook
 from ccserver.records.qa import QaBook
 
 
@@ -22,3 +25,4 @@ class Records:
     orders: WorkOrderBook
     knowledge: KnowledgeBase
     qa: QaBook
+    outbound: OutboundBook

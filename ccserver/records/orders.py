@@ -11,7 +11,11 @@ business request, an enquiry — from opening to closing, with deadlines and a h
 - **Chasing (督办)**: `chase(now)` raises an open order's `escalation` to `WARNING` (1)
   when its deadline is less than `warn_before_s` away and to `OVERDUE` (2) once it has
   passed. A move that gives the order a new deadline starts it again at 0.
-- **History**: every change (opened, moved, assigned, linked to a call, escalated) is a row
+- **Follow-up (回访)**: a closed order is followed up by a call to its caller
+  (`ccserver.records.outbound` takes it with `take_closed`, then `record_followup` writes
+  the result and rating on the order).
+- **History**: every change (opened, moved, assigned, linked to a call, escalated,
+  followed up) is a row
   of `work_order_changes` — who, when, what, fields — written in the same transaction as
   the change, so an order never differs from its history.
 
@@ -50,7 +54,8 @@ WARNING, OVERDUE = 1, 2
 
 _COLUMNS = (
     "id, kind, state, priority, account, caller, address, area, description, team, "
-    "assignee, agent, created_at, created_by, updated_at, due_at, due_state, escalation"
+    "assignee, agent, created_at, created_by, updated_at, due_at, due_state, escalation, "
+    "followup, rating"
 )
 CSV_COLUMNS = (*_COLUMNS.split(", "), "calls")
 
@@ -112,6 +117,12 @@ class WorkOrder:
     due_at: float | None
     due_state: str | None
     escalation: int
+    followup: str | None
+    """The follow-up call (回访) after closing: None (not closed yet), "scheduled",
+    "answered", "unreachable", "no-number" (no caller number to dial), "none" (closed
+    before follow-ups existed, or with follow-ups off)."""
+    rating: int | None
+    """The customer's 1–5 rating in the follow-up call, when they gave one."""
     calls: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -413,6 +424,42 @@ def to_csv(orders: Iterable[WorkOrder]) -> str:
 
 def _cell(value: Any) -> Any:
     return "" if value is None else value
+
+
+def take_closed(db: sqlite3.Connection, at: float, *, follow_up: bool) -> list[tuple[int, str]]:
+    """Closed orders not yet followed up: mark them "scheduled" (or "no-number", or "none"
+    when `follow_up` is off) in the transaction `db`; returns (order, caller) to dial."""
+    rows = db.execute(
+        "SELECT id, caller FROM work_orders WHERE state = 'closed' AND followup IS NULL"
+    ).fetchall()
+    taken = []
+    for row in rows:
+        followup = "scheduled" if row["caller"] else "no-number"
+        followup = followup if follow_up else "none"
+        db.execute("UPDATE work_orders SET followup = ? WHERE id = ?", (followup, row["id"]))
+        if followup == "scheduled":
+            _change(db, row["id"], at, "system", "follow-up", {"number": row["caller"]})
+            taken.append((int(row["id"]), str(row["caller"])))
+    return taken
+
+
+def record_followup(
+    db: sqlite3.Connection,
+    order_id: int,
+    at: float,
+    *,
+    result: str,
+    rating: int | None,
+    answers: dict[str, str],
+) -> None:
+    """The follow-up call of an order ended: "answered" (with the rating, if given, and
+    the flow's answers) or "unreachable"; written in the transaction `db`."""
+    db.execute(
+        "UPDATE work_orders SET followup = ?, rating = ?, updated_at = ? WHERE id = ?",
+        (result, rating, at, order_id),
+    )
+    fields = {"result": result, "rating": rating, "answers": answers}
+    _change(db, order_id, at, "system", "followed-up", fields)
 
 
 def _require_open(order: WorkOrder) -> None:
