@@ -28,7 +28,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     """The configuration and the QA scoring form, then every IVR flow against the
     configured queues: all flow problems at once, each with its file and line, exit 2 when
     there is any."""
-    from ccserver.ivr.loader import validate_dir
+    from ccserver.ivr.loader import validate_dir, validate_outbound_dir
     from ccserver.records.qa import load_form
 
     config = _load(args)
@@ -36,13 +36,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     source = args.config or "defaults, ccserver.toml if present, CCSERVER_* environment"
     flows_dir = config.ivr.resolved_flows_dir()
     flows, issues = validate_dir(flows_dir, {q.name for q in config.acd.queues})
+    outbound_dir = config.outbound.resolved_flows_dir()
+    outbound, outbound_issues = validate_outbound_dir(outbound_dir)
+    issues += outbound_issues
     for issue in issues:
         print(f"error[flow-invalid]: {issue}", file=sys.stderr)
     if issues:
         return 2
     for line in bind_warnings(config):
         print(line, file=sys.stderr)
-    print(f"config ok ({source}); {len(flows)} flow(s) ok in {flows_dir}")
+    print(
+        f"config ok ({source}); {len(flows)} flow(s) ok in {flows_dir}, "
+        f"{len(outbound)} outbound flow(s) ok in {outbound_dir}"
+    )
     return 0
 
 

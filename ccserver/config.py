@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ccserver.errors import ConfigError
-from ccserver.ivr.config import IvrConfig, minutes
+from ccserver.ivr.config import BusinessHours, IvrConfig, minutes, resolved_dir
 from ccserver.records.orders import KINDS, STATES, SlaRule
 from ccserver.records.qa import SamplingRules
 
@@ -624,6 +624,39 @@ class QaConfig(_Section):
         )
 
 
+def _every_day_8_to_20() -> list[BusinessHours]:
+    return [BusinessHours(days=[1, 2, 3, 4, 5, 6, 7], start="08:00", end="20:00")]
+
+
+class OutboundConfig(_Section):
+    """Outbound calls: the follow-up (回访) of closed work orders and survey campaigns
+    (docs/outbound.md). The caps here bound every campaign together; a campaign may set
+    lower ones of its own."""
+
+    flows_dir: Path = Path("ivr_flows/outbound")  # the outbound flows (`direction: outbound`)
+    endpoint: str = "PJSIP/callers/sip:{number}@127.0.0.1:5080"  # what dials a customer
+    hours: list[BusinessHours] = Field(default_factory=_every_day_8_to_20)  # in ivr.timezone
+    max_concurrent: int = Field(default=10, ge=1, le=1000)  # outbound calls up at once
+    cps: float = Field(default=2.0, gt=0, le=100)  # new outbound calls a second
+    inbound_reserve: int = Field(default=2, ge=0, le=10_000)  # IVR channels left to callers
+    ring_s: float = Field(default=30.0, gt=0, le=120)  # a customer's phone rings this long
+    follow_up: bool = True  # a closed work order is followed up by a call to its caller
+    follow_up_flow: str = "followup"  # an outbound flow (ivr_flows/outbound/)
+    follow_up_delay_s: float = Field(default=0.0, ge=0, le=30 * 86400)  # after closing
+    attempts: int = Field(default=3, ge=1, le=10)  # tries of a follow-up (busy, no answer)
+    retry_s: float = Field(default=600.0, gt=0, le=86400)  # back-off: this, 2×, 4× …
+
+    def resolved_flows_dir(self) -> Path:
+        return resolved_dir(self.flows_dir)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _has_number(cls, endpoint: str) -> str:
+        if "{number}" not in endpoint:
+            raise ValueError(f"{endpoint!r} needs {{number}} where the number to dial goes")
+        return endpoint
+
+
 class Config(_Section):
     stack: StackConfig = StackConfig()
     asterisk: AsteriskConfig = AsteriskConfig()
@@ -644,6 +677,7 @@ class Config(_Section):
     work_orders: WorkOrdersConfig = WorkOrdersConfig()
     qa: QaConfig = QaConfig()
     recordings: RecordingsConfig = RecordingsConfig()
+    outbound: OutboundConfig = OutboundConfig()
 
     @model_validator(mode="after")
     def _ports_distinct(self) -> Config:
@@ -699,7 +733,8 @@ class Config(_Section):
         """This configuration with every path absolute, so that no process reading it
         depends on its working directory. Paths the operator gives relative to where they
         run `ccserver` (`stack.run_dir`, Asterisk's directories, `license.trusted_keys`,
-        `ivr.flows_dir`, `qa.form`) are resolved against `cwd` (default: the current directory); the
+        `ivr.flows_dir`, `outbound.flows_dir`, `qa.form`) are resolved against `cwd` (default:
+        the current directory); the
         ones documented as "in the run dir" (`controller.history_db`, `ari_trace`,
         `license.path`, the TLS files) against the run dir. Anchoring twice changes
         nothing."""
@@ -748,6 +783,9 @@ class Config(_Section):
                 ),
                 "qa": self.qa.model_copy(
                     update={"form": None if self.qa.form is None else at(here, self.qa.form)}
+                ),
+                "outbound": self.outbound.model_copy(
+                    update={"flows_dir": self.outbound.resolved_flows_dir().resolve()}
                 ),
             }
         )

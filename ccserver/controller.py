@@ -33,7 +33,7 @@ from ccserver.alerts import WEBHOOK_PATH, AlertBoard
 from ccserver.api.app import make_app
 from ccserver.api.sessions import Sessions
 from ccserver.audit import AuditLog
-from ccserver.calls import recovery, routing, stasis, work_orders
+from ccserver.calls import outbound, recovery, routing, stasis, work_orders
 from ccserver.calls.board import Wallboard
 from ccserver.calls.center import CallCenter
 from ccserver.calls.desk import DeskFeed
@@ -41,9 +41,10 @@ from ccserver.calls.journal import Journal
 from ccserver.center_backend import CenterBackend
 from ccserver.config import BROWSER_PHONE_PREFIX, Config
 from ccserver.desk_streams import RedisDeskStreams
-from ccserver.errors import CCServerError, InputError
+from ccserver.errors import CCServerError, ConfigError, InputError
 from ccserver.history import History
-from ccserver.ivr.loader import load_flows, warm_prompts
+from ccserver.ivr.loader import load_flows, load_outbound_flows, warm_prompts
+from ccserver.ivr.model import Flow
 from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.metrics import collector, instruments
@@ -52,6 +53,7 @@ from ccserver.prompts import Prompts
 from ccserver.records import Records, recordings
 from ccserver.records.knowledge import KnowledgeBase
 from ccserver.records.orders import FlowOrders, Sla, WorkOrderBook
+from ccserver.records.outbound import OutboundBook
 from ccserver.records.qa import QaBook, load_form
 from ccserver.store import Store, StoreStats
 from ccserver.telephony.ami import AmiClient, AmiEvent
@@ -103,6 +105,7 @@ class Controller:
             qa=QaBook(
                 self.history, load_form(config.qa.form), config.qa.rules(), config.ivr.zone()
             ),
+            outbound=OutboundBook(self.history),
         )
         self.api_tokens = {
             name: token
@@ -148,6 +151,8 @@ class Controller:
             audit=self.audit,
             board=self.board,
             orders=FlowOrders(self.records.orders),
+            outbound=self.records.outbound,
+            outbound_flows=outbound_flows(config),
         )
         self._device_tasks: set[asyncio.Task[None]] = set()
 
@@ -310,7 +315,8 @@ class Controller:
             ssl_context=tls.server_context(self.config),  # None: plain HTTP (TLS is off)
         )
         await site.start()
-        for flow in {id(f): f for f in self.center.flows.values()}.values():
+        flows = [*self.center.flows.values(), *self.center.outbound_flows.values()]
+        for flow in {id(f): f for f in flows}.values():
             await asyncio.to_thread(warm_prompts, flow, self.prompts)  # callers never wait
         self.center.spawn(self.desk.run(a.id for a in self.config.agents), "desk-feed")
         await self.ami.start()
@@ -321,6 +327,7 @@ class Controller:
         self.center.spawn(
             work_orders.chase_forever(self.center, self.records.orders, every), "orders"
         )
+        self.center.spawn(outbound.dial_forever(self.center, self.records.outbound), "dialer")
         self.center.spawn(self._sample_qa(), "qa-sampling")
         self.center.spawn(self._sweep_recordings(), "recordings-retention")
         log(
@@ -342,6 +349,21 @@ class Controller:
             await self.history.flush()
             self.history.close()
             await self.store.close()
+
+
+def outbound_flows(config: Config) -> dict[str, Flow]:
+    """The outbound flows by name; FlowError when one is broken, and ConfigError when
+    follow-ups are on but their flow is missing (a closed order would never be called)."""
+    folder = config.outbound.resolved_flows_dir()
+    flows = load_outbound_flows(folder)
+    wanted = config.outbound.follow_up_flow
+    if config.outbound.follow_up and wanted not in flows:
+        known = ", ".join(sorted(flows)) or "none"
+        raise ConfigError(
+            f"outbound.follow_up_flow = {wanted!r} is not an outbound flow in {folder} "
+            f"(known: {known})"
+        )
+    return flows
 
 
 def _license_in_force(config: Config) -> licensing.License:

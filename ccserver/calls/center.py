@@ -41,6 +41,7 @@ from ccserver.calls.model import (
     Leg,
     LegRole,
     Monitor,
+    OutboundCall,
 )
 from ccserver.config import Config
 from ccserver.errors import CCServerError
@@ -50,6 +51,7 @@ from ccserver.ivr.notices import NoticeBoard
 from ccserver.logs import log
 from ccserver.metrics import instruments
 from ccserver.prompts import Prompts
+from ccserver.records.outbound import OutboundBook
 from ccserver.telephony.ari import AriError, AriEvent
 from ccserver.telephony.rest import AriRest
 
@@ -112,6 +114,9 @@ class Routes:
     monitor_event: EventHandler
     """StasisStart, StasisEnd or ChannelDestroyed of a supervisor's monitor session's
     channel (its phone's leg, its snoop on an agent's leg)."""
+    outbound_event: EventHandler
+    """StasisStart (answered), StasisEnd or ChannelDestroyed of an outbound call's channel
+    (a follow-up or a campaign call to a customer)."""
     dispatch: Callable[[CallCenter], Awaitable[None]]
     """Ring agents for every assignment the router can make now; run as every transaction
     ends."""
@@ -137,13 +142,17 @@ class CallCenter:
         audit: AuditLog | None = None,
         board: Wallboard | None = None,
         orders: OrderDesk | None = None,
+        outbound: OutboundBook | None = None,
+        outbound_flows: Mapping[str, Flow] | None = None,
     ) -> None:
         """`flows`: dialled number -> IVR flow; `notices`: the outage notice board (needs
         Redis); `pins`: agent id -> PIN; `lookups`: the HTTP session the flows' lookups
         use (needed when there are flows); `desk`: the agents' desk events, told of every
         commit; `audit`: where actions on others' calls are written (monitor sessions);
         `board`: the supervisors' wallboard, told of every commit as the desks are;
-        `orders`: the work orders as the IVR flows open and read them."""
+        `orders`: the work orders as the IVR flows open and read them; `outbound`: the
+        outbound calls to place (follow-ups, campaigns) and their results, and
+        `outbound_flows` what they play, by flow name."""
         self.config = config
         self.ari = ari
         self.journal = journal
@@ -158,12 +167,15 @@ class CallCenter:
         self.audit = audit
         self.board = board
         self.orders = orders
+        self.outbound = outbound
+        self.outbound_flows: Mapping[str, Flow] = outbound_flows or {}
         self.media = Media(ari)
         self.strict = config.controller.strict_states
         self.calls: dict[str, Call] = {}
         self.legs: dict[str, Leg] = {}  # channel id of a leg we originated -> its call, role
         self.monitors: dict[str, Monitor] = {}  # supervisors' sessions by id
         self.monitor_channels: dict[str, str] = {}  # a session's channel -> the session
+        self.outbound_calls: dict[str, OutboundCall] = {}  # by channel
         self.sessions: dict[str, asyncio.Task[Any]] = {}  # call id -> the task talking to it
         self.rona_at: dict[str, float] = {}  # agent -> when their phone last rang out
         self.pin_guard = PinGuard(config.acd.pin_attempts)  # wrong PINs by phone or token
@@ -264,6 +276,8 @@ class CallCenter:
         channel = event.channel_id or ""
         if channel in self.monitor_channels and event.type != "ChannelTransfer":
             await self.routes.monitor_event(self, event)
+        elif channel in self.outbound_calls and event.type != "ChannelTransfer":
+            await self.routes.outbound_event(self, event)
         elif event.type == "ChannelTransfer":
             await self.routes.transfer_requested(self, event)
         elif event.type == "StasisStart":

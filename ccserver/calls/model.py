@@ -120,6 +120,22 @@ class Monitor:
         }
 
 
+@dataclass
+class OutboundCall:
+    """A call the center placed to a customer (`ccserver.calls.outbound`): a work order's
+    follow-up (`campaign` None) or a campaign's; it holds an IVR channel from dial to end."""
+
+    channel: str
+    target: int  # the row of `ccserver.records.outbound`
+    campaign: int | None
+    number: str
+    flow: str
+    attempts: int  # the tries its policy allows (`Policy.attempts`)
+    retry_s: float
+    dialled_at: float
+    answered_at: float | None = None
+
+
 @dataclass(frozen=True)
 class Leg:
     call: str
@@ -137,6 +153,7 @@ COMMENT_PREFIX = "comment-"
 MONITOR_LEG_PREFIX = "mon-"
 SNOOP_PREFIX = "snoop-"
 MONITOR_BRIDGE_PREFIX = "monitor-"
+OUTBOUND_LEG_PREFIX = "out-"
 GENERATION_MARK = "~"  # in no channel id Asterisk makes
 
 
@@ -163,11 +180,21 @@ def call_of_bridge(bridge_id: str) -> str | None:
     return None
 
 
+def outbound_leg_id() -> str:
+    return f"{OUTBOUND_LEG_PREFIX}{uuid.uuid4().hex}"
+
+
 def is_our_leg(channel_id: str) -> bool:
     """A channel we originated (an agent's or a customer's leg, a supervisor's phone or
-    its snoop on an agent), not a caller's."""
+    its snoop on an agent, an outbound call), not a caller's."""
     return channel_id.startswith(
-        (AGENT_LEG_PREFIX, CUSTOMER_LEG_PREFIX, MONITOR_LEG_PREFIX, SNOOP_PREFIX)
+        (
+            AGENT_LEG_PREFIX,
+            CUSTOMER_LEG_PREFIX,
+            MONITOR_LEG_PREFIX,
+            SNOOP_PREFIX,
+            OUTBOUND_LEG_PREFIX,
+        )
     )
 
 

@@ -14,7 +14,9 @@ channels and bridges that exist now:
 - callers that arrived in our Stasis app unseen are adopted into their queue;
 - stray agent legs, customer legs and call bridges (a live call's earlier ones too) are
   hung up or destroyed, and so are supervisors' monitor sessions after a restart (their
-  phones' legs, snoops and bridges; the monitored calls go on).
+  phones' legs, snoops and bridges; the monitored calls go on);
+- outbound calls: after a restart their channels are strays (the targets are due again,
+  `OutboundBook.interrupted`); after a reconnection, a call whose channel is gone ended.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from acd_core import RouterError
-from ccserver.calls import callbacks, inbound, queueing, talk
+from ccserver.calls import callbacks, inbound, outbound, queueing, talk
 from ccserver.calls.center import CallCenter
 from ccserver.calls.model import (
     HOLDING_BRIDGE,
@@ -128,8 +130,10 @@ async def _reconcile(center: CallCenter) -> int:
             adopted += 1
     for channel_id, channel in live.items():
         ours = is_our_leg(channel_id) or _is_supervisor_phone(center, channel)
-        if ours and channel_id not in center.legs and channel_id not in center.monitor_channels:
+        known = (center.legs, center.monitor_channels, center.outbound_calls)
+        if ours and not any(channel_id in registry for registry in known):
             await center.ari.hangup(channel_id)
+    await outbound.lost(center, set(live))
     monitoring = {m.bridge for m in center.monitors.values()}
     for bridge_id in bridges:
         call_id = call_of_bridge(bridge_id)

@@ -17,6 +17,7 @@ from ccserver.calls import (
     callbacks,
     inbound,
     monitor,
+    outbound,
     queueing,
     routing,
     talk,
@@ -80,5 +81,6 @@ ROUTES = Routes(
     caller_gone=talk.caller_gone,
     transfer_requested=transfers.on_refer,
     monitor_event=monitor.on_event,
+    outbound_event=outbound.on_event,
     dispatch=routing.dispatch,
 )

@@ -277,17 +277,66 @@ def caller_keys(
     )
 
 
+def customers(
+    work_dir: Path, *, port: int, media_port: int, keys: list[str | int], name: str
+) -> Sipp:
+    """A SIPp UAS answering every call the center places to `port` (outbound calls) and
+    pressing `keys` as in `phone_keys`; every call logs its INVITE and the center's BYE
+    with the dialled number (`customer_calls`)."""
+    extra = _timing(work_dir, name)
+    return _with_keys(
+        "customer_keys.xml", work_dir, None, None, keys, port, media_port, name, extra
+    )
+
+
+def busy_customers(work_dir: Path, *, port: int, media_port: int, name: str) -> Sipp:
+    """A SIPp UAS answering every call to `port` with 486 Busy Here (logged per number)."""
+    return Sipp(
+        "customer_busy.xml",
+        work_dir=work_dir,
+        name=name,
+        local_port=port,
+        media_port=media_port,
+        extra=_timing(work_dir, name),
+    )
+
+
+def customer_calls(sipp: Sipp) -> list[tuple[str, float, float | None]]:
+    """The calls a `customers` UAS took: (dialled number, INVITE at, BYE at or None), in
+    the order they came (unix seconds, from SIPp's `[timestamp]`)."""
+    calls: list[tuple[str, float, float | None]] = []
+    open_calls: dict[str, int] = {}
+    text = sipp.timing_file.read_text(encoding="latin-1") if sipp.timing_file.exists() else ""
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 5 or parts[0] not in ("customer-invite", "customer-bye"):
+            continue  # a line cut by a kill, or another scenario's
+        try:
+            at = float(parts[3])
+        except ValueError:
+            continue
+        if parts[0] == "customer-invite":
+            open_calls[parts[4]] = len(calls)
+            calls.append((parts[4], at, None))
+        elif parts[4] in open_calls:
+            index = open_calls.pop(parts[4])
+            calls[index] = (calls[index][0], calls[index][1], at)
+    return calls
+
+
 def _with_keys(
     template_name: str,
     work_dir: Path,
-    target: str,
-    dial: str,
+    target: str | None,
+    dial: str | None,
     keys: list[str | int],
     local_port: int,
     media_port: int,
     name: str,
     extra: list[str],
 ) -> Sipp:
+    """`template_name` with its KEYS mark replaced by `keys`: a UAC placing one call to
+    `dial` at `target`, or (both None) a UAS answering every call at `local_port`."""
     work_dir.mkdir(parents=True, exist_ok=True)
     steps = []
     presses = 0
@@ -315,7 +364,7 @@ def _with_keys(
         local_port=local_port,
         media_port=media_port,
         remote=target,
-        extra=[*extra, "-s", dial, "-m", "1", "-timeout", "90"],
+        extra=extra if dial is None else [*extra, "-s", dial, "-m", "1", "-timeout", "90"],
     )
 
 

@@ -106,6 +106,19 @@ WORK_ORDERS_OVERDUE = _counter(
 )
 
 
+OUTBOUND_CALLS = _counter(
+    "ccserver_outbound_calls",
+    "Outbound calls placed (follow-ups of work orders, survey campaigns), by how they ended: "
+    "answered, busy, no-answer, rejected, failed.",
+    ("kind", "result"),
+)
+OUTBOUND_ACTIVE = Gauge(
+    "ccserver_outbound_active",
+    "Outbound calls up now (each holds an IVR channel).",
+    registry=REGISTRY,
+)
+
+
 RECORDINGS_BYTES = Gauge(
     "ccserver_recordings_bytes",
     "Bytes of call recordings kept, as of the last retention sweep.",
@@ -139,6 +152,9 @@ def declare(queues: Iterable[str]) -> None:
         ARI_REQUEST.labels(method)
     for kind in KINDS:
         WORK_ORDERS_OVERDUE.labels(kind)
+    for kind in ("follow-up", "campaign"):
+        for result in ("answered", "busy", "no-answer", "rejected", "failed"):
+            OUTBOUND_CALLS.labels(kind, result)
 
 
 def queue_label(queue: str) -> str:

@@ -294,6 +294,7 @@ def start_stack(
     alertmanager: dict[str, Any] | None = None,
     work_orders: dict[str, Any] | None = None,
     qa: dict[str, Any] | None = None,
+    outbound: dict[str, Any] | None = None,
     **controller: Any,
 ) -> Iterator[LiveStack]:
     """Start a private stack whose phones are split into SIPp pools (one UAS port each);
@@ -302,7 +303,8 @@ def start_stack(
     `prometheus` starts the stack's Prometheus too (off by default: it costs a second);
     `tls` is the `[tls]` section (default: off); `phones` adds to the phones section,
     `asterisk` to the asterisk one, `alertmanager` to that one (it runs with Prometheus),
-    `supervision` is that section, `work_orders` and `qa` those (default: as shipped)."""
+    `supervision` is that section, `work_orders`, `qa` and `outbound` those (default: as
+    shipped)."""
     no_flows = tmp / "no-flows"
     no_flows.mkdir(exist_ok=True)
     ports = {pool: free_port() for pool in pools}
@@ -343,6 +345,7 @@ def start_stack(
         "supervision": supervision or {},
         "work_orders": work_orders or {},
         "qa": qa or {},
+        "outbound": outbound or {},
     }
     config = config_mod.Config.model_validate(data)
     # Room for every test's agents and callers; the licensing tests install their own.
