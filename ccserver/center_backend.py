@@ -130,6 +130,9 @@ class CenterBackend:
     def license(self) -> dict[str, Any]:
         return self.center.acd.ledger.usage()
 
+    def outbound_flows(self) -> list[str]:
+        return sorted(self.center.outbound_flows)
+
     def reload_license(self, *, by: str) -> dict[str, Any]:
         ledger = self.center.acd.ledger
         lic = seats.reload(ledger, self.center.config)

@@ -161,6 +161,10 @@ class ApiBackend(Protocol):
         """The license in force and its use now (`SeatLedger.usage()`)."""
         ...
 
+    def outbound_flows(self) -> list[str]:
+        """The outbound flows a campaign may play, by name."""
+        ...
+
     def reload_license(self, *, by: str) -> dict[str, Any]:
         """Read the installed license file again and put it in force (as `license`); on any
         problem with it raises LicenseError (license-* slugs, 400) and keeps the one in force.

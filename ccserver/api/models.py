@@ -354,6 +354,9 @@ class OrderFilter(BaseModel):
     limit: int = Field(default=500, ge=1, le=10_000)
 
 
+FollowUp = Literal["scheduled", "answered", "unreachable", "no-number", "none"]
+
+
 class WorkOrder(_Open):
     id: int = Field(description="the order's number (what the caller hears)")
     kind: OrderKind
@@ -368,18 +371,73 @@ class WorkOrder(_Open):
     due_at: float | None = Field(default=None, description="the next deadline (epoch s)")
     due_state: OrderState | None = Field(default=None, description="what is due then")
     escalation: int = Field(description="0 on time, 1 deadline near, 2 overdue")
+    followup: FollowUp | None = Field(default=None, description="the follow-up call, once closed")
+    rating: int | None = Field(default=None, description="the customer's 1-5 in the follow-up")
     calls: list[str] = Field(description="the calls it came from or that asked after it")
 
 
 class OrderChange(_Open):
     at: float
     who: str
-    what: Literal["opened", "moved", "assigned", "linked", "escalated"]
+    what: Literal["opened", "moved", "assigned", "linked", "escalated", "follow-up", "followed-up"]
     fields: dict[str, object]
 
 
 class WorkOrderDetail(WorkOrder):
     changes: list[OrderChange]
+
+
+# --- outbound calls (ccserver.records.outbound)
+class CampaignInput(BaseModel):
+    """A survey campaign: the numbers to call (CSV, the number in the first column; a
+    header row is allowed) and how to call them. The configured caps for all outbound
+    calls (`[outbound]`) and the licensed IVR channels bound it too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    flow: str = Field(default="survey", min_length=1, max_length=64, description="outbound flow")
+    csv: str = Field(
+        min_length=1,
+        max_length=60_000,
+        description="the list of numbers (a request carries about 4,000; a longer list is "
+        "several campaigns)",
+    )
+    max_concurrent: int = Field(default=5, ge=1, le=1000, description="calls up at once")
+    cps: float = Field(default=1.0, gt=0, le=100, description="new calls a second")
+    attempts: int = Field(default=2, ge=1, le=10, description="tries of a busy/unanswered number")
+    retry_s: float = Field(default=600.0, gt=0, le=86400, description="back-off: this, 2×, 4× …")
+
+
+class Campaign(_Open):
+    id: int
+    name: str
+    flow: str
+    max_concurrent: int
+    cps: float
+    attempts: int
+    retry_s: float
+    state: Literal["running", "finished", "stopped"]
+    created_at: float
+    created_by: str
+    progress: dict[str, int] = Field(
+        description="numbers by state (pending, dialing) or result (answered, unreachable, stopped)"
+    )
+
+
+class OutboundTarget(_Open):
+    id: int
+    number: str
+    state: Literal["pending", "dialing", "done"]
+    result: Literal["answered", "unreachable", "stopped"] | None = None
+    rating: int | None = Field(default=None, description="the 1-5 the customer keyed")
+    answers: dict[str, str] = Field(description="the variables the flow set")
+    tries: list[dict[str, object]] = Field(description="each try: at (epoch s), result")
+    next_at: float
+
+
+class CampaignDetail(Campaign):
+    targets: list[OutboundTarget] = Field(description="per number, in list order")
 
 
 # --- the knowledge base (ccserver.records.knowledge)

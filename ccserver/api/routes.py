@@ -1,6 +1,6 @@
 """The one route table of API v1 (`ROUTES`; the work orders' entries come from
 `order_routes.py`, the knowledge base's from `knowledge_routes.py`, quality inspection's
-from `qa_routes.py`): each entry is an
+from `qa_routes.py`, the survey campaigns' from `campaign_routes.py`): each entry is an
 endpoint's method, path, least role, body model, handler and documentation. `app.py` mounts
 it and `openapi.py` documents it from the same entries, so what runs and what is documented
 cannot drift.
@@ -15,6 +15,7 @@ from typing import Any
 
 from ccserver.api import models
 from ccserver.api.auth import ApiError, Role
+from ccserver.api.campaign_routes import CAMPAIGN_ROUTES
 from ccserver.api.knowledge_routes import KNOWLEDGE_ROUTES
 from ccserver.api.order_routes import ORDER_ROUTES
 from ccserver.api.qa_routes import QA_ROUTES
@@ -661,4 +662,5 @@ ROUTES: tuple[Route, ...] = (
     *ORDER_ROUTES,
     *KNOWLEDGE_ROUTES,
     *QA_ROUTES,
+    *CAMPAIGN_ROUTES,
 )

@@ -38,6 +38,7 @@ from ccserver.licensing import EVALUATION
 from ccserver.prompts import Prompts
 from ccserver.records.knowledge import ArticleText
 from ccserver.records.orders import Sla, SlaRule
+from ccserver.records.outbound import Policy
 from ccserver.seats import SeatLedger
 from tests.records import records_of
 
@@ -52,6 +53,9 @@ DOC = openapi.document(ROUTES)
 TOMORROW = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat()
 OUTAGE = {"text": "城南片区线路故障，正在抢修。", "ends_at": TOMORROW}  # a valid notice body
 ARTICLE = {"title": "停电报修流程", "body": "先查询停电公告，再受理报修。", "tags": ["repair"]}
+
+
+SURVEY = Policy("survey", max_concurrent=5, cps=1.0, attempts=2, retry_s=600.0)
 
 
 class MemoryBackend:
@@ -308,6 +312,9 @@ class MemoryBackend:
     def license(self) -> dict[str, Any]:
         return self.ledger.usage()
 
+    def outbound_flows(self) -> list[str]:
+        return ["followup", "survey"]
+
     def reload_license(self, *, by: str) -> dict[str, Any]:
         self.actions.append(("license", "reload", by))
         return self.ledger.usage()
@@ -388,6 +395,7 @@ async def api(tmp_path: Path, redis: Redis, prompts: Prompts) -> AsyncIterator[A
     records.knowledge.add(
         ArticleText("电费缴纳方式", "网上国网App缴纳电费。", ("billing",)), who="sup"
     )
+    records.outbound.create_campaign("spring", ["13800000007"], SURVEY, who="supervisor")
     app = make_app(backend, TOKENS, audit, sessions=Sessions(redis, ttl_s=600), records=records)
     server = TestServer(app, host="127.0.0.1")
     try:
@@ -473,6 +481,10 @@ CASES = [  # method, template, path, body, least role, owning agent
     ("GET", "/qa/scores", "/qa/scores", None, "agent", None),
     ("GET", "/qa/scores/{id}", "/qa/scores/1", None, "agent", "1002"),
     ("POST", "/qa/scores/{id}/dispute", "/qa/scores/1/dispute", {"reason": "x"}, "agent", "1002"),
+    ("GET", "/campaigns", "/campaigns", None, "supervisor", None),
+    ("POST", "/campaigns", "/campaigns", {"name": "s", "csv": "13800000009"}, "supervisor", None),
+    ("GET", "/campaigns/{id}", "/campaigns/1", None, "supervisor", None),
+    ("POST", "/campaigns/{id}/stop", "/campaigns/1/stop", None, "supervisor", None),
 ]
 CALLERS = ["none", "bad", "agent:1001", "agent:1002", "supervisor", "admin"]
 RANK = {"agent": 1, "supervisor": 2, "admin": 3}
@@ -1267,6 +1279,48 @@ async def test_orders_export_as_csv(api: Api) -> None:
     header, row = body.decode().splitlines()
     assert header.startswith("id,kind,state,") and header.endswith(",calls")
     assert row.startswith("1,fault,new,") and row.endswith(",c2")
+
+
+# --- survey campaigns ------------------------------------------------------------------------
+async def test_a_supervisor_starts_watches_and_stops_a_campaign(api: Api) -> None:
+    sup = TOKENS["supervisor"]
+    body = {"name": "autumn", "csv": "number,name\n13800000011,Li\n13800000012,Wang\n", "cps": 2}
+    status, started, _ = await api.call("POST", f"{PREFIX}/campaigns", token=sup, body=body)
+    assert status == 201, started
+    assert (started["state"], started["flow"], started["cps"]) == ("running", "survey", 2)
+    assert started["progress"] == {"pending": 2}
+    path = f"{PREFIX}/campaigns/{started['id']}"
+    status, stopped, _ = await api.call("POST", path + "/stop", token=sup)
+    assert (status, stopped["state"], stopped["progress"]) == (200, "stopped", {"stopped": 2})
+    status, detail, _ = await api.call("GET", path, token=sup)
+    assert [(t["number"], t["result"]) for t in detail["targets"]] == [
+        ("13800000011", "stopped"),
+        ("13800000012", "stopped"),
+    ]
+    status, listed, _ = await api.call("GET", f"{PREFIX}/campaigns", token=sup)
+    assert [c["name"] for c in listed] == ["autumn", "spring"]  # newest first
+    lines = api.audit.path.read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[-1])["path"] == f"/api/v1/campaigns/{started['id']}/stop"
+
+
+async def test_campaign_refusals_carry_their_slugs(api: Api) -> None:
+    sup = TOKENS["supervisor"]
+    cases = [
+        ("POST", "/campaigns", {"name": "x", "csv": "13800000001", "flow": "quiz"}, 400),
+        ("POST", "/campaigns", {"name": "x", "csv": "number\n138\nabc"}, 400),
+        ("POST", "/campaigns", {"name": "x", "csv": "number\n"}, 400),
+        ("POST", "/campaigns", {"name": "x", "csv": "13800000001", "max_concurrent": 0}, 400),
+    ]
+    for method, template, body, want in cases:
+        status, answer, _ = await api.call(method, PREFIX + template, token=sup, body=body)
+        assert (status, answer["error"]) == (want, "input-invalid"), (body, answer)
+        _documented(method, template, status, "input-invalid")
+    status, answer, _ = await api.call("POST", f"{PREFIX}/campaigns", token=sup, body=cases[1][2])
+    assert answer["message"] == "line 3: 'abc' is not a phone number (digits, 3-20)"
+    for fill in ("99", "abc"):
+        status, answer, _ = await api.call("GET", f"{PREFIX}/campaigns/{fill}", token=sup)
+        assert (status, answer["error"]) == (404, "campaign-unknown")
+        _documented("GET", "/campaigns/{id}", 404, "campaign-unknown")
 
 
 # --- the knowledge base ----------------------------------------------------------------------
