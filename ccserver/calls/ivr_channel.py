@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from ccserver.calls import callbacks, queueing, routing
 from ccserver.calls.center import CallCenter
+from ccserver.calls.flow_media import FlowMedia
 from ccserver.calls.media import ChannelGone
-from ccserver.calls.model import CALLBACK_STATES, WAITING_STATES, Call, CallState, comment_name
+from ccserver.calls.model import CALLBACK_STATES, WAITING_STATES, Call, CallState
 from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
 from ccserver.ivr.interpreter import run_flow
 from ccserver.metrics import instruments
@@ -29,13 +30,13 @@ from ccserver.telephony.ari import AriError
 TRANSFER_CONTEXT = "from-callers"
 
 
-class LiveChannel:
+class LiveChannel(FlowMedia):
     """`FlowChannel` for one live call."""
 
     def __init__(self, center: CallCenter, call: Call) -> None:
+        super().__init__(center.media, call.id, center.recordings)
         self.center = center
         self.call = call
-        self.call_id = call.id
         self.caller = call.caller
         self.dnis = call.dnis
         self.done = False  # the flow asked to end the call
@@ -44,7 +45,7 @@ class LiveChannel:
 
     def _left(self) -> CallerGone:
         self.left = True
-        return CallerGone(self.call_id)
+        return super()._left()
 
     def enter_ivr(self) -> None:
         if not self.in_ivr:
@@ -55,33 +56,6 @@ class LiveChannel:
         if self.in_ivr:
             self.in_ivr = False
             self.center.acd.ledger.release_ivr()
-
-    async def play(self, media: list[str], *, interruptible: bool) -> str:
-        try:
-            return await self.center.media.play(self.call_id, media, interruptible=interruptible)
-        except ChannelGone:
-            raise self._left() from None
-
-    async def read_digits(
-        self,
-        *,
-        max_digits: int,
-        timeout_s: float,
-        inter_digit_s: float,
-        terminator: str | None,
-        first: str = "",
-    ) -> str:
-        try:
-            return await self.center.media.read_digits(
-                self.call_id,
-                max_digits=max_digits,
-                timeout_s=timeout_s,
-                inter_digit_s=inter_digit_s,
-                terminator=terminator,
-                first=first,
-            )
-        except ChannelGone:
-            raise self._left() from None
 
     def self_served(self, node: str) -> None:
         self.call.handled_by = "ivr"
@@ -145,14 +119,6 @@ class LiveChannel:
                 raise self._left() from None
             raise
         self.done = True
-
-    async def record(self, max_s: float) -> str | None:
-        name = comment_name(self.call_id)
-        try:
-            recorded = await self.center.media.record(self.call_id, name, max_s)
-        except ChannelGone:
-            raise self._left() from None
-        return str(self.center.recordings / f"{name}.wav") if recorded else None
 
     async def hangup(self) -> None:
         self.done = True

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 
 from ccserver.calls.callbacks import CUSTOMER_RESULTS
 from ccserver.calls.center import CallCenter
-from ccserver.calls.media import ChannelGone
-from ccserver.calls.model import OutboundCall, comment_name, outbound_leg_id
+from ccserver.calls.flow_media import FlowMedia
+from ccserver.calls.model import OutboundCall, outbound_leg_id
 from ccserver.errors import CCServerError
-from ccserver.ivr.channel import CallerGone, QueueRequest, QueueResult
+from ccserver.ivr.channel import QueueRequest, QueueResult
 from ccserver.ivr.interpreter import run_flow
 from ccserver.ivr.model import BUILTIN_VARIABLES
 from ccserver.logs import log
@@ -283,42 +283,14 @@ async def _converse(center: CallCenter, call: OutboundCall) -> None:
                 log(logger, "outbound.hangup_failed", logging.ERROR, error=str(exc))
 
 
-class OutboundChannel:
+class OutboundChannel(FlowMedia):
     """`FlowChannel` for a customer the center called. The loader keeps queue, callback
     and transfer nodes out of outbound flows, so those methods are never called."""
 
     def __init__(self, center: CallCenter, call: OutboundCall) -> None:
-        self.center = center
-        self.call_id = call.channel
+        super().__init__(center.media, call.channel, center.recordings)
         self.caller = call.number
         self.dnis = center.config.hotline.numbers[0]
-
-    async def play(self, media: list[str], *, interruptible: bool) -> str:
-        try:
-            return await self.center.media.play(self.call_id, media, interruptible=interruptible)
-        except ChannelGone:
-            raise CallerGone(self.call_id) from None
-
-    async def read_digits(
-        self,
-        *,
-        max_digits: int,
-        timeout_s: float,
-        inter_digit_s: float,
-        terminator: str | None,
-        first: str = "",
-    ) -> str:
-        try:
-            return await self.center.media.read_digits(
-                self.call_id,
-                max_digits=max_digits,
-                timeout_s=timeout_s,
-                inter_digit_s=inter_digit_s,
-                terminator=terminator,
-                first=first,
-            )
-        except ChannelGone:
-            raise CallerGone(self.call_id) from None
 
     def connecting(self, queue: str, priority: int) -> None:
         raise CCServerError("an outbound flow cannot queue", slug="flow-invalid")
@@ -334,14 +306,6 @@ class OutboundChannel:
 
     async def transfer(self, target: str) -> None:
         raise CCServerError("an outbound flow cannot transfer", slug="flow-invalid")
-
-    async def record(self, max_s: float) -> str | None:
-        name = comment_name(self.call_id)
-        try:
-            recorded = await self.center.media.record(self.call_id, name, max_s)
-        except ChannelGone:
-            raise CallerGone(self.call_id) from None
-        return str(self.center.recordings / f"{name}.wav") if recorded else None
 
     async def hangup(self) -> None:
         return None  # the conversation hangs up once the result is written
