@@ -6,20 +6,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ccserver.errors import CCServerError
 from ccserver.history import SCHEMA_VERSION, History
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    store = History(tmp_path / "history.sqlite")
-    yield store
-    store.close()
 
 
 def _record(call_id: str, arrived_at: float, **extra: object) -> dict[str, object]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -32,13 +32,6 @@ __all__ = ["make_scene"]  # the fixture, used by name
 T0 = 1_800_000_000.0
 ROOT = Path(__file__).resolve().parents[2]
 SURVEY = Policy("survey", max_concurrent=3, cps=100.0, attempts=3, retry_s=60.0)
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    store = History(tmp_path / "history.sqlite")
-    yield store
-    store.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,6 @@ from ccserver.ivr import model as flow_model
 from ccserver.records.orders import KINDS, OVERDUE, STATES, WARNING, Sla, WorkOrderBook, to_csv
 
 T0 = 1_800_000_000.0
-
-
-@pytest.fixture
-def history(tmp_path: Path) -> Iterator[History]:
-    store = History(tmp_path / "history.sqlite")
-    yield store
-    store.close()
 
 
 @pytest.fixture
