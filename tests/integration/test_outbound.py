@@ -54,27 +54,29 @@ def _order(live: LiveStack, order_id: int) -> dict[str, Any]:
     return dict(order)
 
 
-def _followed_up(live: LiveStack, order_id: int) -> bool:
-    return _order(live, order_id)["followup"] in ("answered", "unreachable")
+def _follow_up(live: LiveStack, customers: sipp.Sipp, number: str) -> dict[str, Any]:
+    """Close an order of `number` while `customers` answer its phone; the order once its
+    follow-up is over."""
+    customers.start()
+    try:
+        order_id = _closed_order(live, number)
+        assert wait_until(
+            lambda: _order(live, order_id)["followup"] in ("answered", "unreachable"), 60
+        )
+    finally:
+        customers.stop()
+    return _order(live, order_id)
 
 
 def test_closing_an_order_calls_the_customer_and_writes_the_rating_on_it(
     live: LiveStack,
 ) -> None:
     # Fixed? 1 (yes); then the rating: 4.
+    keys: list[str | int] = [1500, "1", 2500, "4"]
     customer = sipp.customers(
-        live.work,
-        port=CUSTOMER_PORT,
-        media_port=free_port(),
-        keys=[1500, "1", 2500, "4"],
-        name="customer-4",
-    ).start()
-    try:
-        order_id = _closed_order(live, "13800000001")
-        assert wait_until(lambda: _followed_up(live, order_id), 60)
-    finally:
-        customer.stop()
-    order = _order(live, order_id)
+        live.work, port=CUSTOMER_PORT, media_port=free_port(), keys=keys, name="customer-4"
+    )
+    order = _follow_up(live, customer, "13800000001")
     assert (order["followup"], order["rating"]) == ("answered", 4)
     (followed,) = [c for c in order["changes"] if c["what"] == "followed-up"]
     assert followed["fields"]["answers"] == {"fixed": "yes"}
@@ -84,15 +86,8 @@ def test_closing_an_order_calls_the_customer_and_writes_the_rating_on_it(
 
 
 def test_a_busy_customer_is_retried_with_back_off_then_unreachable(live: LiveStack) -> None:
-    busy = sipp.busy_customers(
-        live.work, port=CUSTOMER_PORT, media_port=free_port(), name="busy"
-    ).start()
-    try:
-        order_id = _closed_order(live, "13800000002")
-        assert wait_until(lambda: _followed_up(live, order_id), 60)
-    finally:
-        busy.stop()
-    order = _order(live, order_id)
+    busy = sipp.busy_customers(live.work, port=CUSTOMER_PORT, media_port=free_port(), name="busy")
+    order = _follow_up(live, busy, "13800000002")
     assert (order["followup"], order["rating"]) == ("unreachable", None)
     lines = busy.timing_file.read_text(encoding="latin-1").splitlines()
     tries = [float(line.split()[3]) for line in lines if line.endswith(" 13800000002")]
@@ -129,7 +124,7 @@ def test_a_campaign_of_30_numbers_never_has_more_than_its_cap_of_5_up(live: Live
         assert campaign["progress"] == {"pending": 30}
 
         def finished() -> bool:
-            return live.api("GET", f"/campaigns/{campaign['id']}")[1]["state"] == "finished"
+            return bool(live.api("GET", f"/campaigns/{campaign['id']}")[1]["state"] == "finished")
 
         assert wait_until(finished, 240)
     finally:
