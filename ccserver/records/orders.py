@@ -58,6 +58,7 @@ _COLUMNS = (
     "followup, rating"
 )
 CSV_COLUMNS = (*_COLUMNS.split(", "), "calls")
+_CLOSED_WAITING = "state = 'closed' AND followup IS NULL"  # closed, follow-up not yet taken
 
 
 @dataclass(frozen=True)
@@ -426,12 +427,15 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+def closed_waiting(history: History) -> bool:
+    """Whether an order was closed and not yet taken for a follow-up (`take_closed`)."""
+    return bool(history.query(f"SELECT 1 FROM work_orders WHERE {_CLOSED_WAITING} LIMIT 1"))
+
+
 def take_closed(db: sqlite3.Connection, at: float, *, follow_up: bool) -> list[tuple[int, str]]:
     """Closed orders not yet followed up: mark them "scheduled" (or "no-number", or "none"
     when `follow_up` is off) in the transaction `db`; returns (order, caller) to dial."""
-    rows = db.execute(
-        "SELECT id, caller FROM work_orders WHERE state = 'closed' AND followup IS NULL"
-    ).fetchall()
+    rows = db.execute(f"SELECT id, caller FROM work_orders WHERE {_CLOSED_WAITING}").fetchall()
     taken = []
     for row in rows:
         followup = "scheduled" if row["caller"] else "no-number"

@@ -132,7 +132,10 @@ class OutboundBook:
     # --- what to dial --------------------------------------------------------------------
     def schedule_followups(self, now: float, *, delay_s: float, enabled: bool) -> list[Target]:
         """Targets for the orders closed since the last call (due `delay_s` from now);
-        with follow-ups off, the orders are marked "none" instead."""
+        with follow-ups off, the orders are marked "none" instead. Called every second:
+        a write transaction is opened only when there is something to take."""
+        if not orders.closed_waiting(self.history):
+            return []
         with self.history.records() as db:
             taken = orders.take_closed(db, now, follow_up=enabled)
             return [
