@@ -12,8 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ccserver import campaigns_cli, license_cli, orders_cli, report_cli
 from ccserver import config as config_mod
-from ccserver import license_cli, orders_cli, report_cli
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
 from ccserver.loadtest import cli as loadtest_cli
@@ -148,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     license_cli.register(sub)
     report_cli.register(sub)
     orders_cli.register(sub)
+    campaigns_cli.register(sub)
     billing_demo.register(sub)
     loadtest_cli.register(sub)
     return parser

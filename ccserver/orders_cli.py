@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import getpass
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from ccserver import config as config_mod
+from ccserver.cli_format import table, text, when, who
 from ccserver.history import History
 from ccserver.records.orders import KINDS, STATES, Sla, WorkOrder, WorkOrderBook, to_csv
 
@@ -91,10 +89,6 @@ def _book(args: argparse.Namespace) -> Iterator[WorkOrderBook]:
         history.close()
 
 
-def _who(args: argparse.Namespace) -> str:
-    return str(args.by or f"cli:{getpass.getuser()}")
-
-
 def _list(args: argparse.Namespace) -> int:
     with _book(args) as book:
         orders = book.find(
@@ -120,10 +114,8 @@ def _table(orders: list[WorkOrder]) -> None:
     rows = [[*_TABLE, "due"]]
     for order in orders:
         data = order.to_dict()
-        rows.append([_text(data[c]) for c in _TABLE] + [_due(order)])
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        rows.append([text(data[c]) for c in _TABLE] + [_due(order)])
+    table(rows)
     print(f"{len(orders)} order(s)")
 
 
@@ -131,19 +123,19 @@ def _due(order: WorkOrder) -> str:
     if order.due_at is None:
         return "-"
     mark = {1: " (soon)", 2: " (OVERDUE)"}.get(order.escalation, "")
-    return f"{order.due_state} by {_when(order.due_at)}{mark}"
+    return f"{order.due_state} by {when(order.due_at)}{mark}"
 
 
 def _show(args: argparse.Namespace) -> int:
     with _book(args) as book:
         order, changes = book.get(args.id), book.changes(args.id)
     for key, value in order.to_dict().items():
-        shown = _when(value) if key.endswith("_at") and value is not None else _text(value)
+        shown = when(value) if key.endswith("_at") and value is not None else text(value)
         print(f"{key:12} {shown}")
     print("history:")
     for change in changes:
-        fields = ", ".join(f"{k}={_text(v)}" for k, v in change["fields"].items())
-        print(f"  {_when(change['at'])}  {change['who']:16} {change['what']:9} {fields}")
+        fields = ", ".join(f"{k}={text(v)}" for k, v in change["fields"].items())
+        print(f"  {when(change['at'])}  {change['who']:16} {change['what']:9} {fields}")
     return 0
 
 
@@ -151,7 +143,7 @@ def _open(args: argparse.Namespace) -> int:
     with _book(args) as book:
         order = book.open(
             args.kind,
-            who=_who(args),
+            who=who(args),
             description=args.description,
             account=args.account,
             caller=args.caller,
@@ -169,7 +161,7 @@ def _move(args: argparse.Namespace) -> int:
         order = book.move(
             args.id,
             args.state,
-            who=_who(args),
+            who=who(args),
             note=args.note,
             team=args.team,
             assignee=args.assignee,
@@ -180,18 +172,6 @@ def _move(args: argparse.Namespace) -> int:
 
 def _assign(args: argparse.Namespace) -> int:
     with _book(args) as book:
-        order = book.assign(args.id, who=_who(args), team=args.team, assignee=args.assignee)
+        order = book.assign(args.id, who=who(args), team=args.team, assignee=args.assignee)
     print(f"work order {order.id}: team {order.team or '-'}, assignee {order.assignee or '-'}")
     return 0
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, list | tuple):
-        return " ".join(str(v) for v in value) or "-"
-    return str(value)
-
-
-def _when(epoch: float) -> str:
-    return dt.datetime.fromtimestamp(epoch).astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
