@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ccserver import campaigns_cli, license_cli, orders_cli, report_cli
+from ccserver import backup_cli, campaigns_cli, license_cli, orders_cli, report_cli
 from ccserver import config as config_mod
 from ccserver.errors import CCServerError, InputError
 from ccserver.ivr import billing_demo
@@ -149,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_cli.register(sub)
     orders_cli.register(sub)
     campaigns_cli.register(sub)
+    backup_cli.register(sub)
     billing_demo.register(sub)
     loadtest_cli.register(sub)
     return parser
