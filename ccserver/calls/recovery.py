@@ -10,6 +10,8 @@ channels and bridges that exist now:
 - a talking pair continues; the first hang-up closes it as usual;
 - a talk whose agent leg vanished sends the caller back to the queue, in place;
 - a call whose caller is gone is closed (abandoned, or completed if it was talking);
+- a call whose record was closed after the ACD snapshot that still holds it (a power cut
+  or a backup between the two writes) is only dropped from the router;
 - a callback in progress starts over from its place; a callback waiting needs no channel;
 - callers that arrived in our Stasis app unseen are adopted into their queue;
 - stray agent legs, customer legs and call bridges (a live call's earlier ones too) are
@@ -167,6 +169,9 @@ async def _phones(center: CallCenter) -> None:
 async def _check_call(
     center: CallCenter, call: Call, live: dict[str, Any], holding: set[str]
 ) -> None:
+    if call.state == CallState.ENDED:
+        _ended_since_snapshot(center, call)
+        return
     if call.state in (CallState.CALLBACK, CallState.CALLBACK_WAIT):
         if call.state == CallState.CALLBACK_WAIT:
             await callbacks.requeue(center, call)
@@ -200,6 +205,21 @@ async def _check_call(
     if call.id not in holding:
         await center.hold(call.id)
     queueing.keep_waiting(center, call)
+
+
+def _ended_since_snapshot(center: CallCenter, call: Call) -> None:
+    """The call's record was closed after the ACD snapshot that still holds it: the two
+    are written through one after the other, and a snapshot of Redis (a power cut, a
+    backup) can fall between. The record is final; the router is told the call is over,
+    as its end did (its agent to wrap-up after a talk)."""
+    now = time.time()
+    if call.id in center.acd.router.calls():
+        if center.acd.router.call(call.id).state == "connected":
+            center.acd.router.complete(call.id, now)
+        else:
+            center.acd.router.remove(call.id, now)
+    log(logger, "recovery.ended_call_dropped", call=call.id, outcome=call.outcome or "-")
+    center.forget(call)
 
 
 async def _adopt(center: CallCenter, channel: dict[str, Any]) -> None:

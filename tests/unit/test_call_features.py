@@ -242,6 +242,22 @@ async def test_a_restart_while_a_phone_rings_withdraws_the_offer_without_a_secon
     ).items()
 
 
+async def test_a_call_whose_record_ended_after_the_acd_snapshot_is_only_dropped_from_the_router(
+    make_scene: Callable[..., Scene],
+) -> None:
+    """Found by the backup drill: a Redis snapshot (a backup, a power cut) fell between a
+    call's closed record and the ACD snapshot that still held it; the restored controller
+    moved the ended call to ended again and its resync failed for good."""
+    scene = make_scene()
+    call = await talking(scene)
+    call.state = CallState.ENDED  # as the record closed after the snapshot is loaded
+    scene.ari.channels = []
+    await recovery.resync(scene.center)
+    assert call.id not in scene.center.calls and call.id not in scene.center.acd.router.calls()
+    assert scene.center.acd.agent_view("1001")["state"] == "ready"  # no wrap-up in billing
+    assert scene.requests("DELETE", f"/channels/{CALLER}") == 0  # nothing hung up again
+
+
 async def test_at_the_queue_s_max_wait_the_call_overflows_keeping_its_original_arrival(
     make_scene: Callable[..., Scene],
 ) -> None:
