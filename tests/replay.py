@@ -47,10 +47,13 @@ class SilentAsterisk:
         return [] if method == "GET" else None
 
 
-def started_center(config: Config, ari: Ari, store: LiveStore, prompts: Prompts) -> CallCenter:
+def started_center(
+    config: Config, ari: Ari, store: LiveStore, prompts: Prompts, *, fresh: bool = True
+) -> CallCenter:
     """A CallCenter as the controller makes it (without flows, notices or history), its
-    auto-login agents ready as after the first connection, and strict: a call-state move
-    the transition table forbids raises."""
+    auto-login agents ready as after the first connection (or, not `fresh`, as a
+    restarted controller: its state loaded from Redis at the first resync), and strict: a
+    call-state move the transition table forbids raises."""
     strict = config.controller.model_copy(update={"strict_states": True})
     config = config.model_copy(update={"controller": strict})
     center = CallCenter(
@@ -61,8 +64,9 @@ def started_center(config: Config, ari: Ari, store: LiveStore, prompts: Prompts)
         acd=Acd(config),
         routes=ROUTES,
     )
-    center.acd.start_fresh(time.time())
-    center.loaded()
+    if fresh:
+        center.acd.start_fresh(time.time())
+        center.loaded()
     return center
 
 

@@ -36,6 +36,7 @@ from ccserver.calls import callbacks, inbound, outbound, queueing, talk
 from ccserver.calls.center import CallCenter
 from ccserver.calls.model import (
     HOLDING_BRIDGE,
+    TALKING_STATES,
     Call,
     CallState,
     Leg,
@@ -99,7 +100,19 @@ async def _load(center: CallCenter) -> None:
     for call_id in [*center.acd.router.calls(), *saved.get("parked", [])]:
         record = await center.journal.load_call(call_id)
         center.calls[call_id] = _call_from(record, call_id, center)
+        _align(center, center.calls[call_id], now)
     log(logger, "acd.restored", calls=len(center.calls), agents=center.acd.counts())
+
+
+def _align(center: CallCenter, call: Call, now: float) -> None:
+    """The call's record is written at once, the ACD snapshot within 50 ms after it: a
+    Redis snapshot (a power cut, a backup) can hold an answer in the record that the
+    router's snapshot has not seen yet. The record is newer: the router is told."""
+    router = center.acd.router
+    talking = call.state in TALKING_STATES and call.id in router.calls()
+    if talking and router.call(call.id).state == "offered":
+        router.answer(call.id, now)
+        log(logger, "recovery.answer_aligned", call=call.id, agent=call.agent or "-")
 
 
 def _call_from(record: dict[str, Any] | None, call_id: str, center: CallCenter) -> Call:
@@ -149,21 +162,23 @@ async def _reconcile(center: CallCenter) -> int:
 
 
 async def _phones(center: CallCenter) -> None:
-    """Whether each logged-in agent's phone is registered now: the saved state may be
-    older (a browser phone that re-registered just before a restart), and AMI tells only
-    of later changes. A phone that is online but was seen unavailable is taken as idle
-    (a busy one says so at its next call)."""
-    online = {
-        str(e["resource"]): e.get("state") != "offline" for e in await center.ari.endpoints("PJSIP")
-    }
+    """Whether each logged-in agent's phone is registered and in use now: the saved state
+    may be older (a browser phone that re-registered just before a restart; a phone whose
+    call ended while we were away, or in another Asterisk: a restored backup), and AMI
+    tells only of later changes. A phone that is online but was seen unavailable, or seen
+    busy and has no channel now, is taken as idle (a busy one says so at its next call)."""
+    endpoints = {str(e["resource"]): e for e in await center.ari.endpoints("PJSIP")}
     now = time.time()
     for agent in center.acd.agents.values():
-        if agent.phone is None or agent.phone not in online:
+        endpoint = endpoints.get(agent.phone or "")
+        if endpoint is None:
             continue
-        if not online[agent.phone]:
-            center.acd.device_state(agent.phone, "UNAVAILABLE", now)
-        elif agent.device == "unavailable":
-            center.acd.device_state(agent.phone, "NOT_INUSE", now)
+        if endpoint.get("state") == "offline":
+            center.acd.device_state(endpoint["resource"], "UNAVAILABLE", now)
+        elif agent.device == "unavailable" or (
+            agent.device == "busy" and not endpoint.get("channel_ids")
+        ):
+            center.acd.device_state(endpoint["resource"], "NOT_INUSE", now)
 
 
 async def _check_call(

@@ -41,6 +41,7 @@ class PlayingAsterisk(SilentAsterisk):
         super().__init__()
         self.center: CallCenter | None = None
         self.channels: list[dict[str, Any]] = []
+        self.endpoints: list[dict[str, Any]] = []
         self.bridges: set[str] = set()
 
     async def request(
@@ -54,6 +55,8 @@ class PlayingAsterisk(SilentAsterisk):
         answer = await super().request(method, path, params=params, body=body)
         if (method, path) == ("GET", "/channels"):
             return self.channels
+        if (method, path) == ("GET", "/endpoints/PJSIP"):
+            return self.endpoints
         if (method, path) == ("POST", "/bridges"):
             bridge = str((params or {})["bridgeId"])
             if bridge in self.bridges:
@@ -256,6 +259,50 @@ async def test_a_call_whose_record_ended_after_the_acd_snapshot_is_only_dropped_
     assert call.id not in scene.center.calls and call.id not in scene.center.acd.router.calls()
     assert scene.center.acd.agent_view("1001")["state"] == "ready"  # no wrap-up in billing
     assert scene.requests("DELETE", f"/channels/{CALLER}") == 0  # nothing hung up again
+
+
+async def test_a_phone_seen_busy_and_on_no_channel_now_is_idle_after_a_resync(
+    make_scene: Callable[..., Scene],
+) -> None:
+    """Found by the backup drill: restored elsewhere, the agents' phones were busy in the
+    saved state, and the new Asterisk, where they were never busy, told no change."""
+    scene = make_scene()
+    await login(scene, "1001")
+    async with scene.center.transaction():
+        scene.center.acd.device_state("1001", "INUSE", time.time())
+    assert scene.center.acd.agent_view("1001")["state"] == "not-ready"
+    scene.ari.endpoints = [{"resource": "1001", "state": "online", "channel_ids": []}]
+    await recovery.resync(scene.center)
+    assert scene.center.acd.agent_view("1001")["state"] == "ready"
+
+
+async def test_an_answer_the_acd_snapshot_missed_is_taken_from_the_record(
+    make_scene: Callable[..., Scene], redis_socket: Path, prompts: Prompts
+) -> None:
+    """Found by the backup drill: the record (written at once) said connected, the ACD
+    snapshot (written within 50 ms) still had the offer; ending the call failed."""
+    scene = make_scene()
+    await login(scene, "1001")
+    call = await scene.arrive()
+    await scene.until(lambda: len(scene.rung()) == 1, "the phone to ring")
+    leg = scene.rung()[0]
+    await scene.center.persist()  # the snapshot: offered
+    call.state = CallState.CONNECTED  # the record, written at the answer
+    await scene.center.journal.save_call(call)
+    ari = PlayingAsterisk()
+    ari.channels = [{"id": CALLER, "state": "Up"}, {"id": leg, "state": "Up"}]
+    store = Store(unix_socket=str(redis_socket))
+    restarted = started_center(scene.center.config, ari, store, prompts, fresh=False)
+    ari.center = restarted
+    try:
+        await recovery.resync(restarted)
+        assert restarted.acd.router.call(CALLER).state == "connected"
+        await restarted.on_event(AriEvent("ChannelDestroyed", {"channel": {"id": CALLER}}))
+        assert CALLER not in restarted.calls
+        assert restarted.acd.agent_view("1001")["calls_taken"] == 1
+    finally:
+        await stop_center(restarted)
+        await store.close()
 
 
 async def test_at_the_queue_s_max_wait_the_call_overflows_keeping_its_original_arrival(
