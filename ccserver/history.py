@@ -529,8 +529,10 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Create or upgrade the schema; safe to run on every open, by several processes."""
+    """Create or upgrade the schema; safe to run on every open, by several processes. A
+    file an older ccserver wrote is first kept beside itself (`_keep_before_upgrade`)."""
     try:
+        _keep_before_upgrade(conn, path)
         with _transaction(conn, "IMMEDIATE"):  # one process migrates, the others wait
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
             current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
@@ -546,6 +548,27 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
     except sqlite3.Error as exc:
         raise _unavailable(path, exc) from None
+
+
+def _keep_before_upgrade(conn: sqlite3.Connection, path: Path) -> None:
+    """Before migrating a file of an older schema, copy it (SQLite's online backup) to
+    `<file>.v<version>.bak`: an upgrade is undone by putting the copy back and running the
+    older ccserver. Kept once per version; nothing to keep for a new file."""
+    known = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ).fetchone()
+    current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] if known else 0
+    if not 0 < (current or 0) < SCHEMA_VERSION:
+        return
+    kept = path.with_name(f"{path.name}.v{current}.bak")
+    if kept.exists():
+        return
+    copy = sqlite3.connect(kept)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    log(logger, "history.kept_before_upgrade", file=str(kept), version=current, to=SCHEMA_VERSION)
 
 
 @contextlib.contextmanager

@@ -4,12 +4,14 @@ failures that are counted instead of raised, and a clear error for a file it can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from ccserver import history as history_mod
 from ccserver.errors import CCServerError
 from ccserver.history import SCHEMA_VERSION, History
 
@@ -266,3 +268,28 @@ def test_a_callers_contacts_are_newest_first_from_a_given_time(history: History)
         "call_id": "c1", "arrived_at": 5000.0, "queue": None, "agent": "1001",
         "outcome": "completed", "survey_score": 4, "disposition": "fault-reported",
     }  # fmt: skip
+
+
+def test_a_file_of_an_older_schema_is_kept_beside_itself_before_it_is_migrated(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "history.sqlite"
+    older = SCHEMA_VERSION - 1
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # as the previous ccserver left it
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version in range(1, older + 1):
+            conn.executescript(history_mod._MIGRATIONS[version - 1])
+            conn.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        conn.execute("INSERT INTO calls (call_id, handled_by, record) VALUES ('c1', 'none', '{}')")
+        conn.commit()
+    History(path).close()
+    kept = tmp_path / f"history.sqlite.v{older}.bak"
+    with contextlib.closing(sqlite3.connect(kept)) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (older,)
+        assert conn.execute("SELECT call_id FROM calls").fetchall() == [("c1",)]
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (
+            SCHEMA_VERSION,
+        )
+    History(path).close()  # current now: nothing more is kept
+    assert sorted(p.name for p in tmp_path.glob("*.bak")) == [kept.name]
