@@ -22,22 +22,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ccserver import config as config_mod
-from ccserver.cli_format import table, text, when, who
 from ccserver.errors import InputError
-from ccserver.history import History
 from ccserver.ivr.loader import load_outbound_flows
 from ccserver.records.outbound import Campaign, OutboundBook, Policy, Target, parse_numbers
+from ccserver.records_cli import command, history, table, text, when, who
 
 _TARGET_COLUMNS = ("number", "state", "result", "rating", "answers", "tries", "last_try")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `campaigns` to the `ccserver` command line."""
-    p = sub.add_parser("campaigns", help="survey campaigns: start, list, show, stop")
-    p.add_argument("--config", metavar="FILE", help="TOML file (default: ./ccserver.toml)")
-    p.add_argument("--db", metavar="PATH", help="history store (default: the configured one)")
-    p.add_argument("--by", metavar="NAME", help="who started it (cli:<login name>)")
-    acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    acts = command(sub, "campaigns", "survey campaigns: start, list, show, stop", "who started it")
 
     start = acts.add_parser("start", help="call every number of a CSV list (number first)")
     start.add_argument("name")
@@ -64,11 +59,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 @contextlib.contextmanager
 def _book(args: argparse.Namespace, config: config_mod.Config) -> Iterator[OutboundBook]:
-    history = History(Path(args.db) if args.db else config.run_dir / config.controller.history_db)
+    store = history(args, config)
     try:
-        yield OutboundBook(history)
+        yield OutboundBook(store)
     finally:
-        history.close()
+        store.close()
 
 
 def _start(args: argparse.Namespace) -> int:

@@ -19,23 +19,19 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 from ccserver import config as config_mod
-from ccserver.cli_format import table, text, when, who
-from ccserver.history import History
 from ccserver.records.orders import KINDS, STATES, Sla, WorkOrder, WorkOrderBook, to_csv
+from ccserver.records_cli import command, history, table, text, when, who
 
 _TABLE = ("id", "kind", "state", "priority", "caller", "account", "area", "team", "assignee")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `orders` to the `ccserver` command line."""
-    p = sub.add_parser("orders", help="work orders: list, show, open, move, assign")
-    p.add_argument("--config", metavar="FILE", help="TOML file (default: ./ccserver.toml)")
-    p.add_argument("--db", metavar="PATH", help="history store (default: the configured one)")
-    p.add_argument("--by", metavar="NAME", help="who the history records (cli:<login name>)")
-    acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    acts = command(
+        sub, "orders", "work orders: list, show, open, move, assign", "who the history records"
+    )
 
     listing = acts.add_parser("list", help="orders matching every filter, newest first")
     listing.add_argument("--state", choices=STATES)
@@ -78,15 +74,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def _book(args: argparse.Namespace) -> Iterator[WorkOrderBook]:
     config = config_mod.load(args.config)
     settings = config.work_orders
-    history = History(Path(args.db) if args.db else config.run_dir / config.controller.history_db)
+    store = history(args, config)
     try:
         yield WorkOrderBook(
-            history,
+            store,
             Sla(rule.rule() for rule in settings.sla),
             warn_before_s=settings.warn_before_s,
         )
     finally:
-        history.close()
+        store.close()
 
 
 def _list(args: argparse.Namespace) -> int:
