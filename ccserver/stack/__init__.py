@@ -1,10 +1,11 @@
-"""`ccserver stack up|down|status`: the runtime stack, started by the project itself.
+"""`ccserver stack up|down|status|prepare`: the runtime stack, started by the project itself.
 
-`up` generates every config into the run dir, then starts Redis (own port, own dir, AOF),
-Asterisk (from the cached build, foreground, `maxcalls`), the controller, and, when enabled,
-Alertmanager and then the Prometheus that feeds it, waiting until each is healthy before
-starting the next. `down` stops exactly what `up` started, in
-reverse order. Tests start private stacks on their own ports and run dirs.
+`up` generates every config into the run dir (`prepare`, alone, does only that: the
+systemd units of `ccserver install-service` run it first), then starts Redis (own port,
+own dir, AOF), Asterisk (from the cached build, foreground, `maxcalls`), the controller,
+and, when enabled, Alertmanager and then the Prometheus that feeds it, waiting until each
+is healthy before starting the next. `down` stops exactly what `up` started, in reverse
+order. Tests start private stacks on their own ports and run dirs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,7 +119,10 @@ class Stack:
         return self.effective_config
 
     # --- up / down / status --------------------------------------------------------------
-    def up(self) -> list[PartStatus]:
+    def prepare(self) -> dict[str, list[str]]:
+        """Everything `up` does before it starts a process: the run dir, the secrets, the
+        frozen configuration and every file rendered from it. Returns each part's command
+        line in start order (`commands`)."""
         self._preflight()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for sub in ("run", "log", "redis"):
@@ -128,13 +133,63 @@ class Stack:
         self.freeze()
         tls.ensure(self.config)  # before the files that name the certificate
         write_asterisk(self.config, secrets, self.layout)
-        self._start_redis()
-        self._start_asterisk()
-        self._start_controller()
+        (self.run_dir / "redis" / "redis.conf").write_text(
+            redis_conf(self.config, self.run_dir / "redis")
+        )
         if self.config.alertmanager_runs:
-            self._start_alertmanager(secrets.api_tokens[secrets_mod.ALERTMANAGER_TOKEN_NAME])
+            self._write_alertmanager(secrets.api_tokens[secrets_mod.ALERTMANAGER_TOKEN_NAME])
         if self.config.prometheus.enabled:
-            self._start_prometheus()
+            (self.run_dir / "prometheus").mkdir(exist_ok=True)
+            (self.run_dir / "prometheus" / "prometheus.yml").write_text(
+                prometheus_conf(self.config)
+            )
+        return self.commands()
+
+    def commands(self) -> dict[str, list[str]]:
+        """Each part's command line, in start order: what `up` starts, and what the
+        systemd units run (`ccserver.stack.units`). Programs are absolute paths."""
+        parts = {
+            "redis": [_program("redis-server"), str(self.run_dir / "redis" / "redis.conf")],
+            "asterisk": [str(self.asterisk_bin), "-C", str(self.layout.conf), "-f", "-n"],
+            "controller": [
+                sys.executable,
+                "-m",
+                "ccserver",
+                "serve",
+                "--effective",
+                str(self.effective_config),
+            ],
+        }
+        if self.config.alertmanager_runs:
+            directory = self.alertmanager_dir
+            parts["alertmanager"] = [
+                _program("prometheus-alertmanager"),
+                f"--config.file={directory / 'alertmanager.yml'}",
+                f"--storage.path={directory / 'data'}",
+                f"--web.listen-address={self.config.stack.bind}:{self.config.alertmanager.port}",
+                "--cluster.listen-address=",
+            ]
+        if self.config.prometheus.enabled:
+            p, directory = self.config.prometheus, self.run_dir / "prometheus"
+            parts["prometheus"] = [
+                _program("prometheus"),
+                f"--config.file={directory / 'prometheus.yml'}",
+                f"--storage.tsdb.path={directory / 'data'}",
+                f"--storage.tsdb.retention.time={p.retention}",
+                f"--web.listen-address={self.config.stack.bind}:{p.port}",
+                "--web.enable-lifecycle",  # POST /-/reload after a rules change
+            ]
+        return parts
+
+    def up(self) -> list[PartStatus]:
+        commands = self.prepare()
+        self._start(self.redis, commands["redis"], self._redis_ok, "PING", 0.1)
+        self._start(self.asterisk, commands["asterisk"], self._asterisk_ok, "fully booted", 0.5)
+        self._start(self.controller, commands["controller"], self._controller_ok, "/healthz")
+        if "alertmanager" in commands:
+            self._start(self.alertmanager, commands["alertmanager"], self._alertmanager_ok, "ready")
+        if "prometheus" in commands:
+            self._start(self.prometheus, commands["prometheus"], self._prometheus_ok, "ready")
         return self.status()
 
     def start_billing_demo(self) -> PartStatus:
@@ -214,27 +269,26 @@ class Stack:
                 f"no Asterisk at {self.asterisk_bin}; run `make setup` "
                 "(deploy/asterisk/build.sh) or set asterisk.prefix"
             )
-        if shutil.which("redis-server") is None:
-            raise StackError("redis-server not found; run `make setup`")
+        _program("redis-server")
 
-    def _start_redis(self) -> None:
-        if self.redis.pid() is not None:
-            return
-        conf = self.run_dir / "redis" / "redis.conf"
-        conf.write_text(redis_conf(self.config, self.run_dir / "redis"))
-        self.redis.start(["redis-server", str(conf)])
-        require(wait_until(self._redis_ok, START_TIMEOUT_S), self.redis, "PING")
+    def _start(
+        self,
+        proc: Proc,
+        argv: list[str],
+        healthy: Callable[[], bool],
+        what: str,
+        every_s: float = 0.2,
+    ) -> None:
+        """Start a part unless it runs, and wait until it is healthy (`what` it awaits)."""
+        if proc.pid() is None:
+            proc.start(argv)
+        require(wait_until(healthy, START_TIMEOUT_S, every_s), proc, what)
 
     def _redis_ok(self) -> bool:
         try:
             return bool(self.redis_client().ping())
         except redis.RedisError:
             return False
-
-    def _start_asterisk(self) -> None:
-        if self.asterisk.pid() is None:
-            self.asterisk.start([str(self.asterisk_bin), "-C", str(self.layout.conf), "-f", "-n"])
-        require(wait_until(self._asterisk_ok, START_TIMEOUT_S, 0.5), self.asterisk, "fully booted")
 
     def _asterisk_ok(self) -> bool:
         if self.asterisk.pid() is None:
@@ -243,12 +297,6 @@ class Stack:
             return "fully booted" in self.asterisk_cli("core waitfullybooted", timeout=5.0).lower()
         except (StackError, subprocess.TimeoutExpired):
             return False
-
-    def _start_controller(self) -> None:
-        if self.controller.pid() is None:
-            argv = [sys.executable, "-m", "ccserver", "serve"]
-            self.controller.start([*argv, "--effective", str(self.effective_config)])
-        require(wait_until(self._controller_ok, START_TIMEOUT_S, 0.2), self.controller, "/healthz")
 
     def _controller_ok(self) -> bool:
         if self.controller.pid() is None:
@@ -259,27 +307,6 @@ class Stack:
             return False
         return bool(health.get("ari")) and bool(health.get("ami"))
 
-    def _start_prometheus(self) -> None:
-        if shutil.which("prometheus") is None:
-            raise StackError("prometheus not found; run `make setup`")
-        directory = self.run_dir / "prometheus"
-        directory.mkdir(exist_ok=True)
-        conf = directory / "prometheus.yml"
-        conf.write_text(prometheus_conf(self.config))
-        if self.prometheus.pid() is None:
-            p = self.config.prometheus
-            self.prometheus.start(
-                [
-                    "prometheus",
-                    f"--config.file={conf}",
-                    f"--storage.tsdb.path={directory / 'data'}",
-                    f"--storage.tsdb.retention.time={p.retention}",
-                    f"--web.listen-address={self.config.stack.bind}:{p.port}",
-                    "--web.enable-lifecycle",  # POST /-/reload after a rules change
-                ]
-            )
-        require(wait_until(self._prometheus_ok, START_TIMEOUT_S, 0.2), self.prometheus, "ready")
-
     def _prometheus_ok(self) -> bool:
         if self.prometheus.pid() is None:
             raise StackError(f"prometheus exited during start:\n{self.prometheus.tail()}")
@@ -289,12 +316,10 @@ class Stack:
         except (urllib.error.URLError, OSError):
             return False
 
-    def _start_alertmanager(self, token: str) -> None:
-        """Alertmanager on `stack.bind`, its state in the run dir, no cluster gossip (a
-        single instance: an empty `--cluster.listen-address`). The webhook's bearer token
-        goes into a 0600 file that its configuration names."""
-        if shutil.which("prometheus-alertmanager") is None:
-            raise StackError("prometheus-alertmanager not found; run `make setup`")
+    def _write_alertmanager(self, token: str) -> None:
+        """Alertmanager's configuration; the webhook's bearer token goes into a 0600 file
+        it names. Alertmanager runs on `stack.bind`, its state in the run dir, with no
+        cluster gossip (a single instance: an empty `--cluster.listen-address`)."""
         directory = self.alertmanager_dir
         directory.mkdir(mode=0o700, exist_ok=True)
         token_file = directory / "token"
@@ -302,20 +327,7 @@ class Stack:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(token)
         os.chmod(token_file, 0o600)  # a file left by an older run keeps its own mode
-        conf = directory / "alertmanager.yml"
-        conf.write_text(alertmanager_conf(self.config, token_file))
-        if self.alertmanager.pid() is None:
-            listen = f"{self.config.stack.bind}:{self.config.alertmanager.port}"
-            self.alertmanager.start(
-                [
-                    "prometheus-alertmanager",
-                    f"--config.file={conf}",
-                    f"--storage.path={directory / 'data'}",
-                    f"--web.listen-address={listen}",
-                    "--cluster.listen-address=",
-                ]
-            )
-        require(wait_until(self._alertmanager_ok, START_TIMEOUT_S, 0.2), self.alertmanager, "ready")
+        (directory / "alertmanager.yml").write_text(alertmanager_conf(self.config, token_file))
 
     def _alertmanager_ok(self) -> bool:
         if self.alertmanager.pid() is None:
@@ -377,3 +389,11 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _program(name: str) -> str:
+    """The absolute path of a program the stack runs, or StackError saying how to get it."""
+    found = shutil.which(name)
+    if found is None:
+        raise StackError(f"{name} not found; run `make setup`")
+    return found
