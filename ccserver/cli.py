@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ccserver import backup_cli, campaigns_cli, license_cli, orders_cli, report_cli
 from ccserver import config as config_mod
@@ -102,9 +103,35 @@ def cmd_stack(args: argparse.Namespace) -> int:
         stopped = stack.down()
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
+    if args.action == "prepare":
+        commands = stack.prepare()
+        print(f"run dir {stack.run_dir} ready for: {', '.join(commands)}")
+        return 0
     parts = stack.status()
     _print_status(parts)
     return 0 if all(p.healthy for p in parts) else 3
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    """Write the stack's systemd units (`ccserver.stack.units`) and say what is left to do
+    as root: the user, the run dir's owner, enabling the target."""
+    from ccserver.stack import Stack, units
+
+    config = _load(args)
+    stack = Stack(config)
+    prepare = [sys.executable, "-m", "ccserver", "stack", "prepare"]
+    if args.config:
+        prepare += ["--config", str(Path(args.config).resolve())]
+    written = units.render(stack, user=args.user, prepare=prepare, workdir=Path.cwd())
+    args.dest.mkdir(parents=True, exist_ok=True)
+    for name, text in written.items():
+        (args.dest / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(written)} unit(s) to {args.dest}: {', '.join(written)}")
+    print("then, as root:")
+    print(f"  id {args.user} || useradd --system --home-dir {stack.run_dir} {args.user}")
+    print(f"  mkdir -p {stack.run_dir} && chown -R {args.user}: {stack.run_dir}")
+    print(f"  systemctl daemon-reload && systemctl enable --now {units.PREFIX}.target")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -137,8 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
     stack = with_config(sub.add_parser("stack", help="start, stop or inspect the runtime stack"))
-    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.add_argument("action", choices=["up", "down", "status", "prepare"])
     stack.set_defaults(func=cmd_stack)
+    service = with_config(
+        sub.add_parser("install-service", help="write systemd units for the stack")
+    )
+    service.add_argument(
+        "--dest", type=Path, default=Path("/etc/systemd/system"), help="(/etc/systemd/system)"
+    )
+    service.add_argument("--user", default="ccserver", help="who runs the parts (ccserver)")
+    service.set_defaults(func=cmd_install_service)
     demo = with_config(sub.add_parser("demo", help="start the stack and place real SIPp calls"))
     demo.add_argument("--calls", type=int, default=8, help="calls to place (default 8)")
     demo.add_argument("--rate", type=float, default=2.0, help="calls per second (default 2)")

@@ -15,9 +15,8 @@ business request, an enquiry — from opening to closing, with deadlines and a h
   (`ccserver.records.outbound` takes it with `take_closed`, then `record_followup` writes
   the result and rating on the order).
 - **History**: every change (opened, moved, assigned, linked to a call, escalated,
-  followed up) is a row
-  of `work_order_changes` — who, when, what, fields — written in the same transaction as
-  the change, so an order never differs from its history.
+  followed up) is a row of `work_order_changes` — who, when, what, fields — written in the
+  same transaction as the change, so an order never differs from its history.
 
 Storage: the history store (`History.records()` transactions, tables in its migrations).
 Orders are numbered 1, 2, 3 …: the number is what callers hear and type.
