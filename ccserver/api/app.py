@@ -3,8 +3,9 @@ event channel (`/api/v1/events`, a WebSocket), the desk page (`/desk/`) and the 
 wallboard page (`/wallboard/`).
 
 One middleware wraps every request, so that every answer, even aiohttp's own 404 and 405,
-is the same JSON error shape (`{"error": slug, "message": ...}`), and every write request is
-audited with its final status, refusals included. A route's own wrapper checks the token
+is the same JSON error shape (`{"error": slug, "message": ...}`), and every write request,
+and every read of a caller's data (`Route.audit_read`: calls, work orders, campaign lists),
+is audited with its final status, refusals included. A route's own wrapper checks the token
 (rate-limited per remote address on failure), the role, the own-agent rule, and parses and
 validates the body before the handler runs.
 """
@@ -41,6 +42,7 @@ logger = logging.getLogger("ccserver.api")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_BODY_BYTES = 64 * 1024  # the largest body we take is a few hundred bytes
 PRINCIPAL = web.RequestKey("principal", Principal)
+AUDITED_READ = web.RequestKey("audited_read", bool)
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "body-too-large"}
 DESK_DIR = Path(__file__).with_name("static") / "desk"
 BOARD_DIR = Path(__file__).with_name("static") / "wallboard"
@@ -236,7 +238,7 @@ def _errors_and_audit(audit: AuditLog) -> Middleware:
             response = _error(
                 500, slug, "the server failed on this request; the controller log has details"
             )
-        if request.method in WRITE_METHODS:
+        if request.method in WRITE_METHODS or request.get(AUDITED_READ):
             principal = request.get(PRINCIPAL)
             audit.write(
                 token=principal.name if principal else None,
@@ -258,6 +260,7 @@ def _endpoint(
 ) -> AiohttpHandler:
     async def endpoint(request: web.Request) -> web.StreamResponse:
         principal = None
+        request[AUDITED_READ] = route.audit_read  # before the checks: a refusal is audited too
         if route.role is not None:
             principal = await _authenticate(request, table, limiter, services)
             request[PRINCIPAL] = principal

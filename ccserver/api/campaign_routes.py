@@ -95,6 +95,7 @@ CAMPAIGN_ROUTES: tuple[Route, ...] = (
         models.CampaignDetail,
         params=_CAMPAIGN_ID,
         errors=((404, "campaign-unknown"), _UNAVAILABLE),
+        audit_read=True,
     ),
     Route(
         "POST",

@@ -130,6 +130,7 @@ ORDER_ROUTES: tuple[Route, ...] = (
         many=True,
         query=models.OrderFilter,
         errors=((400, "input-invalid"), _UNAVAILABLE),
+        audit_read=True,
     ),
     Route(
         "GET",
@@ -144,6 +145,7 @@ ORDER_ROUTES: tuple[Route, ...] = (
         errors=((400, "input-invalid"), _UNAVAILABLE),
         details="Columns: the fields of a work order; `calls` separated by spaces; times "
         "as epoch seconds; an empty cell is no value.",
+        audit_read=True,
     ),
     Route(
         "POST",
@@ -169,6 +171,7 @@ ORDER_ROUTES: tuple[Route, ...] = (
         models.WorkOrderDetail,
         params=_ORDER_ID,
         errors=((404, "order-unknown"), _UNAVAILABLE),
+        audit_read=True,
     ),
     Route(
         "POST",

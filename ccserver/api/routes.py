@@ -331,6 +331,7 @@ ROUTES: tuple[Route, ...] = (
         Role.SUPERVISOR,
         models.Call,
         many=True,
+        audit_read=True,
     ),
     Route(
         "GET",
@@ -343,6 +344,7 @@ ROUTES: tuple[Route, ...] = (
         params=_CALL_ID,
         errors=((403, "forbidden"), (404, "call-unknown")),
         details="An agent token reads only the calls it was offered or talked on.",
+        audit_read=True,
     ),
     Route(
         "GET",
@@ -358,6 +360,7 @@ ROUTES: tuple[Route, ...] = (
         details="An agent token reads only the calls it was offered or talked on. "
         "`pop.contacts`: the caller's calls of the last `desk.history_days` days, newest "
         "first (date, queue, agent, outcome, disposition, survey score).",
+        audit_read=True,
     ),
     Route(
         "POST",

@@ -88,6 +88,7 @@ class Route:
     errors: tuple[tuple[int, str], ...] = ()  # status, slug: beyond the auth ones
     details: str = ""  # the description beyond the summary
     media: str = "application/json"  # of a successful answer
+    audit_read: bool = False  # it reads a caller's data: audited as writes are (who, which)
 
     @property
     def full_path(self) -> str:

@@ -1245,8 +1245,11 @@ async def test_an_agent_opens_an_order_from_its_call_and_a_supervisor_dispatches
         "GET", f"{PREFIX}/orders?state=dispatched&caller=13800000002", token=agent
     )
     assert [o["id"] for o in found] == [2]
-    lines = api.audit.path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[-1])["path"] == "/api/v1/orders/2/state"
+    lines = [json.loads(line) for line in api.audit.path.read_text(encoding="utf-8").splitlines()]
+    assert [line["path"] for line in lines if line["method"] == "POST"][-1] == (
+        "/api/v1/orders/2/state"
+    )
+    assert lines[-1]["method"] == "GET"  # the caller's orders read: audited too
 
 
 async def test_order_refusals_carry_their_slugs(api: Api) -> None:
@@ -1281,6 +1284,20 @@ async def test_orders_export_as_csv(api: Api) -> None:
     assert row.startswith("1,fault,new,") and row.endswith(",c2")
 
 
+async def test_reads_of_a_callers_data_are_audited_and_other_reads_are_not(api: Api) -> None:
+    agent, sup = TOKENS["agent:1002"], TOKENS["supervisor"]
+    for path, token in (("/calls/c2", agent), ("/orders/1", sup), ("/queues", sup)):
+        status, _, _ = await api.call("GET", PREFIX + path, token=token)
+        assert status == 200
+    await api.call("GET", f"{PREFIX}/calls/c2/screen", token=TOKENS["agent:1001"])  # refused
+    lines = [json.loads(line) for line in api.audit.path.read_text().splitlines()]
+    assert [(r["method"], r["path"], r["token"], r["status"]) for r in lines] == [
+        ("GET", "/api/v1/calls/c2", "agent:1002", 200),
+        ("GET", "/api/v1/orders/1", "supervisor", 200),
+        ("GET", "/api/v1/calls/c2/screen", "agent:1001", 403),
+    ]
+
+
 # --- survey campaigns ------------------------------------------------------------------------
 async def test_a_supervisor_starts_watches_and_stops_a_campaign(api: Api) -> None:
     sup = TOKENS["supervisor"]
@@ -1299,8 +1316,11 @@ async def test_a_supervisor_starts_watches_and_stops_a_campaign(api: Api) -> Non
     ]
     status, listed, _ = await api.call("GET", f"{PREFIX}/campaigns", token=sup)
     assert [c["name"] for c in listed] == ["autumn", "spring"]  # newest first
-    lines = api.audit.path.read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[-1])["path"] == f"/api/v1/campaigns/{started['id']}/stop"
+    lines = [json.loads(line) for line in api.audit.path.read_text(encoding="utf-8").splitlines()]
+    assert [(line["method"], line["path"]) for line in lines][-2:] == [
+        ("POST", f"/api/v1/campaigns/{started['id']}/stop"),
+        ("GET", f"/api/v1/campaigns/{started['id']}"),  # its numbers are callers' data
+    ]
 
 
 async def test_campaign_refusals_carry_their_slugs(api: Api) -> None:
