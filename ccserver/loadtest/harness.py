@@ -274,12 +274,12 @@ def _sample_until_done(
             ]
         if time.monotonic() >= deadline:
             if draining:
-                log(logger, "loadtest.cut_off", level=logging.WARNING, up=total["active"])
+                log(logger, "loadtest.cut_off", logging.WARNING, up=total["active"])
                 return counts
             log(
                 logger,
                 "loadtest.bound_reached",
-                level=logging.WARNING,
+                logging.WARNING,
                 bound_s=load.bound_s,
                 up=total["active"],
                 placed=total["created"],
@@ -296,7 +296,7 @@ def _drain(ps: PrivateStack) -> None:
         if ps.active_channels() == 0:
             return
         time.sleep(0.5)
-    log(logger, "loadtest.drain_timeout", level=logging.WARNING, channels=ps.active_channels())
+    log(logger, "loadtest.drain_timeout", logging.WARNING, channels=ps.active_channels())
 
 
 def _summary(
@@ -353,7 +353,7 @@ def _summary(
         block["controller_metrics"] = controller_metrics(ps.config)
     log(logger, "loadtest.run_ended", system=system, **block["calls"])
     for warning in block["warnings"]:
-        log(logger, "loadtest.warning", level=logging.WARNING, system=system, text=warning)
+        log(logger, "loadtest.warning", logging.WARNING, system=system, text=warning)
     return block
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from ccserver import config as config_mod
-from ccserver import licensing, tls
+from ccserver import licensing, logs, tls
 from ccserver import secrets as secrets_mod
 from ccserver.loadtest import sipp
 from ccserver.loadtest.privstack import free_port
@@ -362,3 +362,12 @@ def start_stack(
     lines = log.read_text().splitlines() if log.exists() else []
     errors = [line for line in lines if "call.state_error" in line]
     assert not errors, "call-state moves outside the table:\n" + "\n".join(errors[:5])
+    # Every key=value line of the controller parses by the stated grammar (logs.parse_line);
+    # a line not starting with ts= is the process's raw stderr (Python's own warnings).
+    unparsed = []
+    for line in (line for line in lines if line.startswith("ts=")):
+        try:
+            logs.parse_line(line)
+        except ValueError as exc:
+            unparsed.append(f"{exc}: {line[:300]}")
+    assert not unparsed, "log lines off the grammar:\n" + "\n".join(unparsed[:5])
