@@ -601,10 +601,12 @@ class WorkOrdersConfig(_Section):
 
 
 class RecordingsConfig(_Section):
-    """How long call recordings are kept (docs/qa.md)."""
+    """How long call recordings are kept (docs/qa.md), and the calls and events of the
+    history (docs/operations.md)."""
 
     retention_days: int = Field(default=180, ge=0, le=36500)  # 0: kept until removed by hand
     sweep_every_s: float = Field(default=3600.0, gt=0, le=86400)
+    history_days: int = Field(default=0, ge=0, le=36500)  # calls and events; 0: kept
 
 
 class QaConfig(_Section):

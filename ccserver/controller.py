@@ -245,7 +245,8 @@ class Controller:
             await asyncio.sleep(settings.sample_every_s)
 
     async def _sweep_recordings(self) -> None:
-        """Delete recordings past their retention, now and then; count what is kept."""
+        """Delete recordings (and, when configured, history) past their retention, now and
+        then; count what is kept."""
         settings = self.config.recordings
         while True:
             done = await asyncio.to_thread(
@@ -262,7 +263,25 @@ class Controller:
                     retention_days=settings.retention_days,
                 )
                 log(logger, "recordings.deleted", files=done.deleted, bytes=done.deleted_bytes)
+            if settings.history_days:
+                await self._sweep_history(settings.history_days)
             await asyncio.sleep(settings.sweep_every_s)
+
+    async def _sweep_history(self, days: int) -> None:
+        """Delete the calls and events older than `days`; a store that fails is logged and
+        tried again at the next sweep."""
+        try:
+            deleted = await asyncio.to_thread(
+                self.history.delete_before, time.time() - days * 86400.0
+            )
+        except (CCServerError, sqlite3.Error) as exc:
+            log(logger, "history.retention_failed", logging.WARNING, error=repr(exc)[:200])
+            return
+        for table, rows in deleted.items():
+            instruments.HISTORY_DELETED.labels(table).inc(rows)
+        if any(deleted.values()):
+            self.audit.action("history.deleted", who="system", retention_days=days, **deleted)
+            log(logger, "history.deleted", **deleted)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         body = {

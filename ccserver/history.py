@@ -431,6 +431,28 @@ class History:
         )
         return [dict(row) for row in rows]
 
+    def delete_before(self, cutoff: float, *, batch: int = 5000) -> dict[str, int]:
+        """Retention: delete the calls that arrived before `cutoff`, and the queue and
+        agent events of that time; rows per table. In transactions of `batch` rows, so
+        the call path's writer never waits long behind it. Work orders, QA scores and
+        articles are records of their own and are kept."""
+        deleted = {}
+        for table, column in (("calls", "arrived_at"), ("events", "at"), ("agent_events", "at")):
+            key = "call_id" if table == "calls" else "id"
+            total = 0
+            while True:
+                with self.records() as db:
+                    gone = db.execute(
+                        f"DELETE FROM {table} WHERE {key} IN "
+                        f"(SELECT {key} FROM {table} WHERE {column} < ? LIMIT ?)",
+                        (cutoff, batch),
+                    ).rowcount
+                total += gone
+                if gone < batch:
+                    break
+            deleted[table] = total
+        return deleted
+
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Rows of one read statement (for the readers in this module and the records)."""
         with self._read_lock:

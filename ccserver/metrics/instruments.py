@@ -127,6 +127,11 @@ RECORDINGS_BYTES = Gauge(
 RECORDINGS_DELETED = _counter(
     "ccserver_recordings_deleted", "Call recordings deleted at the end of their retention."
 )
+HISTORY_DELETED = _counter(
+    "ccserver_history_deleted",
+    "History rows deleted at the end of their retention (recordings.history_days), by table.",
+    ("table",),
+)
 
 
 def declare(queues: Iterable[str]) -> None:
@@ -152,6 +157,8 @@ def declare(queues: Iterable[str]) -> None:
         ARI_REQUEST.labels(method)
     for kind in KINDS:
         WORK_ORDERS_OVERDUE.labels(kind)
+    for table in ("calls", "events", "agent_events"):
+        HISTORY_DELETED.labels(table)
     for kind in ("follow-up", "campaign"):
         for result in ("answered", "busy", "no-answer", "rejected", "failed"):
             OUTBOUND_CALLS.labels(kind, result)

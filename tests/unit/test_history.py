@@ -293,3 +293,18 @@ def test_a_file_of_an_older_schema_is_kept_beside_itself_before_it_is_migrated(
         )
     History(path).close()  # current now: nothing more is kept
     assert sorted(p.name for p in tmp_path.glob("*.bak")) == [kept.name]
+
+
+async def test_retention_deletes_calls_and_events_older_than_the_cutoff_in_batches(
+    history: History,
+) -> None:
+    t0 = 1_800_000_000.0
+    for n in range(12):
+        history.save_call({"id": f"c{n}", "caller": "138", "arrived_at": t0 + n})
+        history.record_event(f"c{n}", "enter", at=t0 + n, queue="general")
+        history.agent_state("1001", "ready", at=t0 + n)
+    await history.flush()
+    deleted = history.delete_before(t0 + 7, batch=3)
+    assert deleted == {"calls": 7, "events": 7, "agent_events": 7}
+    assert [c["call_id"] for c in history.calls()] == [f"c{n}" for n in range(7, 12)]
+    assert history.delete_before(t0 + 7) == {"calls": 0, "events": 0, "agent_events": 0}
