@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -85,6 +86,19 @@ def wait_js(
 
     assert wait_until(check, timeout), f"page never had {expression}: {describe(driver)}"
     return found[0]
+
+
+def unstale(action: Callable[[], None], tries: int = 5) -> None:
+    """Do `action` (find elements, act on them) again from the start when the page
+    re-rendered what it found meanwhile: the wallboard and the desk redraw their tables at
+    every update, and an element found a moment before may be gone."""
+    for attempt in range(tries):
+        try:
+            action()
+            return
+        except StaleElementReferenceException:
+            if attempt + 1 == tries:
+                raise
 
 
 def console(driver: WebDriver) -> list[str]:

@@ -25,7 +25,7 @@ from selenium.webdriver.support.ui import Select
 from ccserver import tls
 from ccserver.stack.procs import wait_until
 from tests.integration import browser as browser_mod
-from tests.integration.browser import artifact, chromium, console, js, shot, tone
+from tests.integration.browser import artifact, chromium, console, js, shot, tone, unstale
 from tests.integration.conftest import LiveStack, start_stack
 from tests.integration.rtp_phone import RtpPhone
 
@@ -169,13 +169,20 @@ def test_the_supervisor_forces_states_moves_a_caller_and_posts_a_notice_from_the
     caller = live.call_in(phone.port, "95598").start()
     try:
         wait_js(page, "window.board.last.waiting_calls.length === 1")
-        row = page.find_element(By.CSS_SELECTOR, "#waiting-calls tbody tr")
-        Select(row.find_element(By.TAG_NAME, "select")).select_by_value("billing")
-        row.find_elements(By.TAG_NAME, "button")[0].click()  # move
+
+        def move_to_billing() -> None:
+            row = page.find_element(By.CSS_SELECTOR, "#waiting-calls tbody tr")
+            Select(row.find_element(By.TAG_NAME, "select")).select_by_value("billing")
+            row.find_elements(By.TAG_NAME, "button")[0].click()  # move
+
+        def ready_1002() -> None:
+            agent_row = page.find_element(By.CSS_SELECTOR, "tr[data-agent='1002']")
+            agent_row.find_element(By.CSS_SELECTOR, "button[data-action=ready]").click()
+
+        unstale(move_to_billing)
         wait_js(page, "window.board.last.waiting_calls[0].queue === 'billing'")
         wait_js(page, "window.board.last.queues[1].waiting === 1")
-        agent_row = page.find_element(By.CSS_SELECTOR, "tr[data-agent='1002']")
-        agent_row.find_element(By.CSS_SELECTOR, "button[data-action=ready]").click()  # it rings
+        unstale(ready_1002)  # it rings
         wait_js(page, "window.board.last.agents[1].state === 'busy'")
         call_id = js(page, "window.board.last.agents[1].call.id")
         _, call = live.api("GET", f"/calls/{call_id}", token="supervisor")
